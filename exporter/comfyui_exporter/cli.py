@@ -1,0 +1,227 @@
+"""``comfyui-exporter``: flags (each also ``COMFYUI_EXPORTER_<FLAG>``), logging, and the process lifecycle."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from . import __version__
+from .config import ConfigError, ExporterConfig, TLSOptions, build_instances, parse_listen
+from .logging_setup import setup_logging
+
+log = logging.getLogger("comfyui_exporter")
+
+ENV_PREFIX = "COMFYUI_EXPORTER_"
+# Repeatable flags read from one environment variable: URLs split on commas/whitespace,
+# headers on newlines (header values may contain commas).
+_LIST_SEPARATORS = {"comfyui_url": None, "comfyui_header": "\n", "comfyui_header_file": "\n"}
+
+
+def _env_name(dest: str) -> str:
+    return ENV_PREFIX + dest.upper()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="comfyui-exporter",
+        description="Prometheus exporter for ComfyUI. Every flag can also be set as "
+        "COMFYUI_EXPORTER_<FLAG> (e.g. COMFYUI_EXPORTER_POLL_INTERVAL=5).",
+    )
+    a = p.add_argument
+    a(
+        "--comfyui-url",
+        action="append",
+        default=[],
+        metavar="[NAME=]URL[@GPU-uuid]",
+        help="ComfyUI to watch; repeatable. Default http://127.0.0.1:8188, named host:port.",
+    )
+    a(
+        "--comfyui-header",
+        action="append",
+        default=[],
+        metavar="'Name: value'",
+        help="extra request header for ComfyUI (reverse proxies); repeatable",
+    )
+    a(
+        "--comfyui-header-file",
+        action="append",
+        default=[],
+        metavar="'Name:/path'",
+        help="header whose value is read from a file (tokens); repeatable",
+    )
+    a("--comfyui-ca-file", help="CA bundle for https/wss ComfyUI")
+    a("--comfyui-client-cert", help="client certificate (PEM) for mTLS to ComfyUI")
+    a("--comfyui-client-key", help="client key (PEM)")
+    a("--comfyui-insecure-skip-verify", action="store_true", help="do not verify ComfyUI's certificate")
+    a("--listen", default="0.0.0.0:9188", help="HOST:PORT to serve /metrics on (default %(default)s)")
+    a(
+        "--poll-interval",
+        type=float,
+        default=5.0,
+        help="safety poll interval in seconds (default %(default)s)",
+    )
+    a(
+        "--debounce",
+        type=float,
+        default=0.1,
+        help="seconds to coalesce status broadcasts (default %(default)s)",
+    )
+    a("--system-stats-interval", type=float, default=15.0, help="seconds between /system_stats polls")
+    a("--request-timeout", type=float, default=10.0, help="timeout of each request to ComfyUI")
+    a(
+        "--history-max-items",
+        type=int,
+        default=512,
+        help="largest /history?max_items window before a gap is counted (default %(default)s)",
+    )
+    a(
+        "--history-baseline-items",
+        type=int,
+        default=32,
+        help="history entries recorded as already seen at start (default %(default)s)",
+    )
+    a("--max-response-bytes", type=int, default=256 * 1024 * 1024, help="largest response read from ComfyUI")
+    a("--no-gpu", action="store_true", help="do not read GPUs through NVML")
+    a("--gpu-expected-count", type=int, help="GPUs this host must have (for the GPUMissing alert)")
+    a("--web.config.file", dest="web_config_file", help="exporter-toolkit web config (TLS, basic auth)")
+    a(
+        "--web.disable-failures",
+        dest="web_disable_failures",
+        action="store_true",
+        help="turn the /failures endpoint off",
+    )
+    a("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    a("--log-format", default="text", choices=["text", "json"])
+    a("--version", action="version", version=f"comfyui-exporter {__version__}")
+    return p
+
+
+def _apply_env(parser: argparse.ArgumentParser, argv: Sequence[str], environ: dict[str, str]) -> list[str]:
+    """Turn ``COMFYUI_EXPORTER_*`` variables into flags placed before argv (so flags win)."""
+    given = {arg.split("=", 1)[0] for arg in argv if arg.startswith("--")}
+    extra: list[str] = []
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help", "version"):
+            continue
+        value = environ.get(_env_name(action.dest))
+        flag = action.option_strings[0]
+        if value is None or value == "" or (flag in given and action.dest not in _LIST_SEPARATORS):
+            continue
+        if isinstance(action, argparse._StoreTrueAction):
+            if value.strip().lower() in ("1", "true", "yes", "on"):
+                extra.append(flag)
+        elif action.dest in _LIST_SEPARATORS:
+            sep = _LIST_SEPARATORS[action.dest]
+            items = value.replace(",", " ").split() if sep is None else value.split(sep)
+            for item in items:
+                if item.strip():
+                    extra.extend([flag, item.strip()])
+        else:
+            extra.extend([flag, value])
+    return extra
+
+
+def parse_config(
+    argv: Sequence[str], environ: dict[str, str] | None = None
+) -> tuple[ExporterConfig, argparse.Namespace]:
+    parser = build_parser()
+    environ = dict(os.environ if environ is None else environ)
+    args = parser.parse_args([*_apply_env(parser, argv, environ), *argv])
+    for flag, value in (
+        ("--poll-interval", args.poll_interval),
+        ("--request-timeout", args.request_timeout),
+        ("--system-stats-interval", args.system_stats_interval),
+    ):
+        if value <= 0:
+            raise ConfigError(f"{flag}: must be positive, got {value}")
+    if args.debounce < 0:
+        raise ConfigError(f"--debounce: must not be negative, got {args.debounce}")
+    for flag, value in (
+        ("--history-max-items", args.history_max_items),
+        ("--history-baseline-items", args.history_baseline_items),
+        ("--max-response-bytes", args.max_response_bytes),
+    ):
+        if value < 1:
+            raise ConfigError(f"{flag}: must be at least 1, got {value}")
+    if args.gpu_expected_count is not None and args.gpu_expected_count < 0:
+        raise ConfigError("--gpu-expected-count: must not be negative")
+    if bool(args.comfyui_client_cert) != bool(args.comfyui_client_key) and args.comfyui_client_key:
+        raise ConfigError("--comfyui-client-key: needs --comfyui-client-cert")
+    tls = TLSOptions(
+        args.comfyui_ca_file,
+        args.comfyui_client_cert,
+        args.comfyui_client_key,
+        args.comfyui_insecure_skip_verify,
+    )
+    host, port = parse_listen(args.listen)
+    config = ExporterConfig(
+        instances=build_instances(args.comfyui_url, args.comfyui_header, args.comfyui_header_file, tls),
+        listen_host=host,
+        listen_port=port,
+        poll_interval=args.poll_interval,
+        debounce=args.debounce,
+        system_stats_interval=args.system_stats_interval,
+        request_timeout=args.request_timeout,
+        history_baseline_items=args.history_baseline_items,
+        history_max_items=args.history_max_items,
+        max_response_bytes=args.max_response_bytes,
+        gpu_enabled=not args.no_gpu,
+        gpu_expected_count=args.gpu_expected_count,
+        web_config_file=args.web_config_file,
+        failures_enabled=not args.web_disable_failures,
+    )
+    return config, args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]](argv[1:])
+    try:
+        config, args = parse_config(argv)
+    except ConfigError as exc:
+        print(f"comfyui-exporter: configuration error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(args.log_level, args.log_format)
+    from .app import Exporter  # imported late: keeps `--help` fast and free of NVML
+
+    exporter = Exporter(config)
+    try:
+        exporter.start()
+    except OSError as exc:
+        log.error("cannot listen on %s:%s: %s", config.listen_host, config.listen_port, exc.strerror)
+        return 1
+    stopped = threading.Event()
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        stopped.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    stopped.wait()
+    exporter.stop()
+    return 0
+
+
+def _install_plugin(argv: list[str]) -> int:
+    from .plugin_install import main as install_main
+
+    return install_main(argv)
+
+
+def _doctor(argv: list[str]) -> int:
+    from .doctor import main as doctor_main
+
+    return doctor_main(argv)
+
+
+SUBCOMMANDS = {"install-plugin": _install_plugin, "doctor": _doctor}
+
+if __name__ == "__main__":
+    sys.exit(main())

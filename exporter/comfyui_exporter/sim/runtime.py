@@ -1,0 +1,193 @@
+"""Process lifecycle: one ``Instance`` per simulated ComfyUI process, owned by a ``SimServer``.
+
+A simulated restart must look like a real one from outside (listener closed, sockets dropped,
+queue/history/``number`` gone), while the simulator's own ground truth (outcomes, stats, faults,
+the scenario driver) keeps running. So everything ComfyUI keeps in memory lives in ``Instance``
+and is thrown away on restart; everything else lives in ``SimServer``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from .executor import Executor
+from .graphs import build_node_classes, validate_prompt
+from .hub import Hub
+from .ledger import Faults, Outcomes, Stats
+from .queue import PromptQueue
+from .sysinfo import DeviceOptions
+
+SENSITIVE_EXTRA_DATA_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")
+LOG_RING = 300
+
+
+@dataclass
+class SimOptions:
+    """Command-line options of the simulator."""
+
+    host: str = "127.0.0.1"
+    port: int = 8188
+    scenario: str | None = None
+    no_jobs_api: bool = False
+    jobs_cancelled: bool = False
+    seed: int | None = None
+    prefill_history: int = 0
+    checkpoints: list[str] = field(default_factory=list)
+    device: DeviceOptions = field(default_factory=DeviceOptions)
+    step_seconds: float = 0.02
+
+
+class Instance:
+    """Everything one ComfyUI process holds in memory."""
+
+    def __init__(self, opts: SimOptions, outcomes: Outcomes, rng: random.Random) -> None:
+        self.opts = opts
+        self.rng = rng
+        self.started_at = time.time()
+        self.hub = Hub()
+        self.queue = PromptQueue(on_change=self._queue_updated)
+        self.classes = build_node_classes(opts.checkpoints)
+        self.executor = Executor(self.queue, self.hub, self.classes, self._finished, opts.step_seconds)
+        self.outcomes = outcomes
+        self.logs: list[dict[str, str]] = []
+
+    async def start(self) -> None:
+        self.hub.start()
+        self.executor.start()
+        self.log("Starting server\n")
+
+    async def stop(self) -> None:
+        await self.executor.stop()
+        await self.hub.stop()
+
+    def _queue_updated(self) -> None:
+        self.hub.send_sync("status", self.queue_info(), None)
+
+    def queue_info(self) -> dict[str, Any]:
+        return {"status": {"exec_info": {"queue_remaining": self.queue.remaining()}}}
+
+    def _finished(self, outcome: str) -> None:
+        self.outcomes.record(outcome)
+        seconds = getattr(self.executor, "last_execution_seconds", 0.0)
+        self.log(f"Prompt executed in {seconds:.2f} seconds\n")
+
+    # -- log stream (``/internal/logs``) -------------------------------------------------------
+    def log(self, message: str) -> None:
+        """Append a server log line; subscribed sockets get it as a ``logs`` event."""
+        entry = {"t": datetime.datetime.now().isoformat(), "m": message}
+        self.logs.append(entry)
+        if len(self.logs) > LOG_RING:
+            del self.logs[: len(self.logs) - LOG_RING]
+        for sid in list(self.hub.log_subscribers):
+            self.hub.send_sync("logs", {"entries": [entry], "size": None}, sid)
+
+    # -- POST /prompt ---------------------------------------------------------------------------
+    def submit(self, body: Any) -> tuple[int, dict[str, Any]]:
+        """The body of ComfyUI's ``post_prompt``: returns ``(http_status, json_body)``."""
+        self.log("got prompt\n")
+        if isinstance(body, dict) and "number" in body:
+            number: Any = float(body["number"])
+        else:
+            front = isinstance(body, dict) and "front" in body and bool(body["front"])
+            number = self.queue.next_number(front)
+        if not isinstance(body, dict) or "prompt" not in body:
+            error = {"type": "no_prompt", "message": "No prompt provided", "details": "No prompt provided",
+                     "extra_info": {}}
+            return 400, {"error": error, "node_errors": {}}
+        prompt = body["prompt"]
+        if not isinstance(prompt, dict):
+            raise TypeError("prompt must be an object")  # ComfyUI crashes here too -> HTTP 500
+        prompt_id = str(body.get("prompt_id", uuid.uuid4()))
+        ok, error, outputs, node_errors = validate_prompt(prompt, self.classes,
+                                                          body.get("partial_execution_targets"))
+        extra_data = body.get("extra_data", {})
+        if not isinstance(extra_data, dict):
+            extra_data = {}
+        if "client_id" in body:
+            extra_data["client_id"] = body["client_id"]
+        if not ok:
+            self.log(f"invalid prompt: {error}\n")
+            return 400, {"error": error, "node_errors": node_errors}
+        sensitive = {k: extra_data.pop(k) for k in SENSITIVE_EXTRA_DATA_KEYS if k in extra_data}
+        extra_data["create_time"] = int(time.time() * 1000)
+        self.queue.put((number, prompt_id, prompt, extra_data, outputs, sensitive))
+        return 200, {"prompt_id": prompt_id, "number": number, "node_errors": node_errors}
+
+
+class SimServer:
+    """The simulator process: serves one Instance at a time and restarts it on request."""
+
+    def __init__(self, opts: SimOptions) -> None:
+        self.opts = opts
+        self.rng = random.Random(opts.seed)
+        self.outcomes = Outcomes()
+        self.stats = Stats()
+        self.faults = Faults()
+        self.instance: Instance | None = None
+        self._runner: web.AppRunner | None = None
+        self._restarting = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def up(self) -> bool:
+        return self.instance is not None and not self._restarting
+
+    async def start(self) -> None:
+        """Start a fresh Instance and listen (the port is reused across restarts)."""
+        from .prefill import prefill_history
+        from .server import build_app
+
+        self.instance = Instance(self.opts, self.outcomes, self.rng)
+        if self.opts.prefill_history:
+            prefill_history(self.instance.queue, self.opts.prefill_history, self.rng)
+        await self.instance.start()
+        app = build_app(self)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.opts.host, self.opts.port, reuse_address=True)
+        await site.start()
+        if self.opts.port == 0:  # resolve an ephemeral port once, keep it for restarts
+            server = site._server  # noqa: SLF001 - aiohttp has no public accessor
+            if server is not None and server.sockets:
+                self.opts.port = server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop listening, drop every connection and forget the Instance (a process exit)."""
+        inst, self.instance = self.instance, None
+        if inst is not None:
+            await inst.hub.drop_all()
+        if self._runner is not None:
+            with contextlib.suppress(Exception):
+                await self._runner.cleanup()
+            self._runner = None
+        if inst is not None:
+            await inst.stop()
+
+    def schedule_restart(self, down_seconds: float) -> None:
+        """Restart shortly after the current response has been sent."""
+        task = asyncio.get_running_loop().create_task(self._restart(down_seconds))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _restart(self, down_seconds: float) -> None:
+        self._restarting = True
+        try:
+            await asyncio.sleep(0.05)
+            await self.stop()
+            await asyncio.sleep(max(0.0, down_seconds))
+            await self.start()
+        finally:
+            self._restarting = False
+
+    async def drop_websockets(self) -> None:
+        if self.instance is not None:
+            await self.instance.hub.drop_all()

@@ -1,0 +1,54 @@
+"""History source: ``GET /history?max_items=N``, never the whole history."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from ..comfyui_client import ComfyUIClient, PayloadError
+from ..events import Event, MalformedMessage
+from ..history_tracker import HistoryTracker
+from ..parsers import MalformedError, parse_history, parse_history_item
+
+log = logging.getLogger(__name__)
+
+
+class HistorySource:
+    def __init__(
+        self,
+        client: ComfyUIClient,
+        tracker: HistoryTracker,
+        emit: Callable[[Event], None],
+        clock: Callable[[], float],
+    ) -> None:
+        self._client = client
+        self.tracker = tracker
+        self._emit = emit
+        self._clock = clock
+
+    def poll(self, idle: bool = False) -> None:
+        """One catch-up: the idle safety poll asks for 1 entry, triggered polls for the last batch size.
+
+        Raises ``RequestFailed`` when ComfyUI cannot be reached (the caller marks the connection lost).
+        """
+        n = 1 if idle and self.tracker.baseline_done else self.tracker.first_request_size()
+        while True:
+            try:
+                entries = parse_history(self._client.get_json("/history", "history", params={"max_items": n}))
+            except (PayloadError, MalformedError) as exc:
+                log.warning("history response skipped: %s", exc)
+                self._emit(MalformedMessage(at=self._clock(), source="history"))
+                return
+            step = self.tracker.step(entries, n, self._clock())
+            if step.more is None:
+                break
+            n = step.more
+        for event in step.events:
+            self._emit(event)
+        at = self._clock()
+        for prompt_id, item in step.new:
+            try:
+                self._emit(parse_history_item(prompt_id, item, at))
+            except MalformedError as exc:
+                log.warning("history entry %s skipped: %s", prompt_id, exc)
+                self._emit(MalformedMessage(at=at, source="history"))

@@ -1,0 +1,124 @@
+"""One ComfyUI instance: its sources, two threads, and when each source is asked.
+
+The websocket thread only listens. The poll thread sleeps until a ``status`` broadcast (or a
+reconnect) says something changed, waits ``debounce`` so a burst becomes one poll, then polls
+history and, when the queue is not known to be empty, the queue. A safety poll every
+``poll_interval`` catches what a dropped or missing websocket would hide; idle, it costs ComfyUI a
+1-entry history request. System stats are refreshed on their own, slower interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from .collector import Instance
+from .comfyui_client import ComfyUIClient, RequestFailed
+from .config import ExporterConfig, InstanceConfig
+from .events import Event, QueueRemaining
+from .history_tracker import HistoryTracker
+from .sources.history import HistorySource
+from .sources.queue import QueueSource
+from .sources.system_stats import SystemStatsSource
+from .sources.websocket import WebsocketSource
+from .state import InstanceState
+
+log = logging.getLogger(__name__)
+
+
+class InstanceWatcher:
+    def __init__(
+        self, instance_config: InstanceConfig, config: ExporterConfig, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.config = config
+        self.instance_config = instance_config
+        self.instance = Instance(InstanceState(instance_config.name))
+        self._clock = clock
+        self._stop = threading.Event()
+        self._changed = threading.Event()
+        self._queue_remaining: int | None = None  # None: unknown (no websocket), so poll the queue
+        self.client = ComfyUIClient(
+            instance_config,
+            self._emit,
+            timeout=config.request_timeout,
+            max_response_bytes=config.max_response_bytes,
+            clock=clock,
+        )
+        self.tracker = HistoryTracker(config.history_baseline_items, config.history_max_items)
+        self.history = HistorySource(self.client, self.tracker, self._emit, clock)
+        self.queue = QueueSource(self.client, self._emit, clock)
+        self.system_stats = SystemStatsSource(self.client, self._emit, clock)
+        self.websocket = WebsocketSource(
+            instance_config,
+            self._emit,
+            on_change=self._changed.set,
+            on_disconnect=self._disconnected,
+            clock=clock,
+            max_message_bytes=min(config.max_response_bytes, 64 * 1024 * 1024),
+        )
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def name(self) -> str:
+        return self.instance_config.name
+
+    def _emit(self, event: Event) -> None:
+        if isinstance(event, QueueRemaining):
+            self._queue_remaining = event.remaining
+        self.instance.apply(event)
+
+    def _disconnected(self) -> None:
+        self._queue_remaining = None
+        self.tracker.connection_lost()
+        self._changed.set()
+
+    def start(self) -> None:
+        for target, role in ((self.websocket.run, "ws"), (self._poll_loop, "poll")):
+            thread = threading.Thread(
+                target=target,
+                args=(self._stop,) if role == "ws" else (),
+                name=f"{role}:{self.name}",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        self._changed.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self.client.close()
+
+    def _poll_loop(self) -> None:
+        next_stats = 0.0
+        while not self._stop.is_set():
+            triggered = self._changed.wait(self.config.poll_interval)
+            if self._stop.is_set():
+                return
+            if triggered:
+                self._stop.wait(self.config.debounce)  # coalesce a burst of broadcasts into one poll
+            self._changed.clear()
+            stats_due = time.monotonic() >= next_stats
+            if self.poll_once(idle=not triggered, system_stats=stats_due) and stats_due:
+                next_stats = time.monotonic() + self.config.system_stats_interval
+
+    def poll_once(self, idle: bool = False, system_stats: bool = False) -> bool:
+        """One round of polling (also what tests drive directly); False when ComfyUI did not answer."""
+        try:
+            if system_stats:
+                self.system_stats.poll()
+            self.history.poll(idle=idle)
+            if self._queue_remaining != 0:
+                self.queue.poll()
+        except RequestFailed as exc:
+            log.debug("poll of %s failed: %s", self.name, exc)
+            self.tracker.connection_lost()
+            return False
+        except Exception:  # a bug must not stop the loop: log it and keep watching
+            log.exception("unexpected error while polling %s", self.name)
+            return False
+        return True
