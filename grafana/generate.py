@@ -27,21 +27,31 @@ SCHEMA_VERSION = 39  # Grafana 11.x; newer Grafana migrates it on load.
 # Alert thresholds drawn on panels. They mirror prometheus/rules/*.yml; tests/deploy checks that each value
 # appears in a rule expression on the same metric, so a retuned rule makes the test fail until this follows.
 THRESHOLDS: dict[str, dict[str, Any]] = {
-    # ComfyUIPromptStuck: a running prompt that sent no progress for this long.
-    "stuck_progress_seconds": {"value": 600, "metric": "comfyui_running_prompt_progress_age_seconds"},
-    # ComfyUIQueueStalled/backlog: the oldest pending prompt waited this long.
-    "queue_oldest_pending_seconds": {"value": 900, "metric": "comfyui_queue_oldest_pending_age_seconds"},
-    # GPU free memory below this fraction of total.
+    # ComfyUIPromptStuck: running longer than this ...
+    "stuck_running_seconds": {"value": 1800, "metric": "comfyui_running_prompt_age_seconds"},
+    # ... and no progress event for this long.
+    "stuck_no_progress_seconds": {"value": 600, "metric": "comfyui_running_prompt_progress_age_seconds"},
+    # ComfyUIQueueBacklog warning and critical tiers.
+    "queue_backlog_warning_seconds": {"value": 600, "metric": "comfyui_queue_oldest_pending_age_seconds"},
+    "queue_backlog_critical_seconds": {"value": 1800, "metric": "comfyui_queue_oldest_pending_age_seconds"},
+    # ComfyUIHighFailureRate: failed / finished over 15 minutes.
+    "failure_ratio": {"value": 0.25, "metric": "comfyui_prompt_failures_total"},
+    # ComfyUILowVRAM: (free + torch reserved-but-free) / total, as ComfyUI reports it.
+    "low_vram_available_ratio": {"value": 0.05, "metric": "comfyui_device_vram_free_bytes"},
+    # GPU free memory below this fraction of total (NVML).
     "gpu_free_memory_ratio": {"value": 0.05, "metric": "comfyui_gpu_memory_free_bytes"},
     # GPU temperature.
     "gpu_temperature_celsius": {"value": 85, "metric": "comfyui_gpu_temperature_celsius"},
-    # Share of finished prompts that failed.
-    "failure_ratio": {"value": 0.25, "metric": "comfyui_prompt_failures_total"},
 }
 
+# The same base URL the alert rules put in runbook_url (prometheus/rules/*.yml); tests check they agree.
+RUNBOOK_URL = "https://github.com/comfyui-exporter/comfyui-exporter/blob/main/docs/runbooks.md"
+ALERTMANAGER_URL = "http://localhost:9093"
+
 DS = {"type": "prometheus", "uid": "${datasource}"}
-SEL = 'comfyui=~"$comfyui"'
-GSEL = 'gpu=~"$gpu"'
+SEL = 'comfyui=~"$comfyui", instance=~"$instance"'
+GSEL = 'instance=~"$instance", gpu=~"$gpu"'
+ISEL = 'instance=~"$instance"'
 
 GREEN, YELLOW, ORANGE, RED, BLUE = "green", "yellow", "orange", "red", "blue"
 
@@ -325,6 +335,24 @@ def layout(rows: list[tuple[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]
     return out
 
 
+def _query_var(name: str, label: str, query: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "label": label,
+        "type": "query",
+        "datasource": DS,
+        "query": query,
+        "multi": True,
+        "includeAll": True,
+        "allValue": ".*",
+        "refresh": 2,
+        "sort": 7,
+        "hide": 0,
+        "regex": "",
+        "description": description,
+    }
+
+
 def variables(gpu: bool) -> list[dict[str, Any]]:
     v: list[dict[str, Any]] = [
         {
@@ -337,44 +365,20 @@ def variables(gpu: bool) -> list[dict[str, Any]]:
             "regex": "",
             "description": "The Prometheus that scrapes comfyui-exporter.",
         },
-        {
-            "name": "comfyui",
-            "label": "ComfyUI",
-            "type": "query",
-            "datasource": DS,
-            "query": "label_values(comfyui_up, comfyui)",
-            "multi": True,
-            "includeAll": True,
-            "allValue": ".*",
-            "refresh": 2,
-            "sort": 7,
-            "hide": 0,
-            "regex": "",
-            "description": "ComfyUI instances (the exporter's NAME in --comfyui-url NAME=URL).",
-        },
+        _query_var("instance", "Exporter", "label_values(comfyui_exporter_build_info, instance)",
+                   "Exporter scrape targets (Prometheus' instance label). Alert links preselect it."),
+        _query_var("comfyui", "ComfyUI", 'label_values(comfyui_up{instance=~"$instance"}, comfyui)',
+                   "ComfyUI instances: the NAME in the exporter's --comfyui-url NAME=URL."),
     ]
     if gpu:
-        v.append({
-            "name": "gpu",
-            "label": "GPU",
-            "type": "query",
-            "datasource": DS,
-            "query": "label_values(comfyui_gpu_info, gpu)",
-            "multi": True,
-            "includeAll": True,
-            "allValue": ".*",
-            "refresh": 2,
-            "sort": 7,
-            "hide": 0,
-            "regex": "",
-            "description": "GPUs seen through NVML by the exporter.",
-        })
+        v.append(_query_var("gpu", "GPU", 'label_values(comfyui_gpu_info{instance=~"$instance"}, gpu)',
+                            "GPUs the exporter reads through NVML (index as NVML numbers them on that host)."))
     v += [
         {
             "name": "runbook_url",
             "type": "constant",
             "hide": 2,
-            "query": "https://github.com/comfyui-exporter/comfyui-exporter/blob/main/docs/runbooks.md",
+            "query": RUNBOOK_URL,
             "description": "Where docs/runbooks.md is published; panel links append #anchors. Edit for your fork.",
             "skipUrlSync": True,
         },
@@ -382,7 +386,7 @@ def variables(gpu: bool) -> list[dict[str, Any]]:
             "name": "alertmanager_url",
             "type": "constant",
             "hide": 2,
-            "query": "http://localhost:9093",
+            "query": ALERTMANAGER_URL,
             "description": "Alertmanager's external URL (the docker-compose stack publishes it on localhost:9093).",
             "skipUrlSync": True,
         },
@@ -444,32 +448,38 @@ COMMON_LINKS = [
 
 
 def overview() -> dict[str, Any]:
-    stuck = thr("stuck_progress_seconds")
-    oldest = thr("queue_oldest_pending_seconds")
-    free_ratio = thr("gpu_free_memory_ratio")
-    temp = thr("gpu_temperature_celsius")
+    stuck_run = thr("stuck_running_seconds")
+    stuck_prog = thr("stuck_no_progress_seconds")
+    backlog_warn = thr("queue_backlog_warning_seconds")
+    backlog_crit = thr("queue_backlog_critical_seconds")
     fail_ratio = thr("failure_ratio")
+    low_vram = thr("low_vram_available_ratio")
+    gpu_free = thr("gpu_free_memory_ratio")
+    temp = thr("gpu_temperature_celsius")
+    rate = "$__rate_interval"
+    dashed = {"fill": "dash", "dash": [10, 10]}
 
     health = [
         stat("ComfyUI up", "1 when the exporter's last poll of ComfyUI's HTTP API succeeded (comfyui_up). "
              "DOWN means the process is gone, hung, or unreachable from the exporter.",
              [target(f"comfyui_up{{{SEL}}}", "{{comfyui}}")], unit="none", mappings=UP_MAPPINGS,
              thresholds=steps((None, RED), (1, GREEN)), w=5, links=[runbook_link("comfyuidown")]),
-        stat("Restarts in range", "ComfyUI process restarts the exporter detected (queue counter reset, "
-             "system_stats changed) within the dashboard time range.",
+        stat("Restarts in range", "ComfyUI process restarts the exporter detected within the dashboard time "
+             "range (comfyui_restarts_total). Queued prompts are lost on a restart.",
              [target(f"sum by (comfyui) (increase(comfyui_restarts_total{{{SEL}}}[$__range]))", "{{comfyui}}",
                      instant=True)],
-             unit="none", decimals=0, no_value="0", thresholds=steps((None, GREEN), (1, ORANGE), (3, RED)), w=4),
-        stat("Firing alerts", "Alerts Prometheus is firing now (ALERTS{alertstate=\"firing\"}), by severity, for "
-             "the selected instances plus alerts that carry no comfyui label (GPU, exporter). Open Alertmanager "
-             "from the dashboard links to see or silence them.",
-             [target(f'count by (severity) (ALERTS{{alertstate="firing", {SEL}}})', "{{severity}}")],
+             unit="none", decimals=0, no_value="0", thresholds=steps((None, GREEN), (1, ORANGE), (3, RED)), w=4,
+             links=[runbook_link("comfyuirestarted")]),
+        stat("Firing alerts", "Alerts this Prometheus is firing now (ALERTS{alertstate=\"firing\"}), by severity: "
+             "those of the selected ComfyUI instances and those without a comfyui label (exporter, relay, GPU). "
+             "Open Alertmanager from the dashboard links to see or silence them.",
+             [target(f'count by (severity) (ALERTS{{alertstate="firing", comfyui=~"$comfyui|"}})', "{{severity}}")],
              unit="none", decimals=0, no_value="0", thresholds=steps((None, GREEN), (1, RED)), w=5,
              links=[panel_link("Alertmanager", "${alertmanager_url}/#/alerts")]),
         table("Versions", "comfyui_info: what each ComfyUI reports in /system_stats.",
               [target(f"comfyui_info{{{SEL}}}", instant=True, fmt="table")], w=10, h=5,
-              exclude=["Time", "Value", "__name__", "job", "instance"],
-              rename={"comfyui": "ComfyUI", "version": "Version", "python_version": "Python",
+              exclude=["Time", "Value", "__name__", "job"],
+              rename={"comfyui": "ComfyUI", "instance": "Exporter", "version": "Version", "python_version": "Python",
                       "pytorch_version": "PyTorch", "device_type": "Device", "device_name": "Device name"}),
         state_timeline("Availability", "comfyui_up over time: red stretches are outages seen by the exporter.",
                        [target(f"comfyui_up{{{SEL}}}", "{{comfyui}}")], mappings=UP_MAPPINGS,
@@ -480,21 +490,25 @@ def overview() -> dict[str, Any]:
         timeseries("Prompts in queue", "Pending and running prompts (comfyui_queue_prompts). A pending count that "
                    "only grows means ComfyUI is slower than its clients.",
                    [target(f"sum by (comfyui, state) (comfyui_queue_prompts{{{SEL}}})", "{{comfyui}} {{state}}")],
-                   unit="none", decimals=0, stack=True, calcs=["lastNotNull", "max"]),
+                   unit="none", decimals=0, stack=True, calcs=["lastNotNull", "max"],
+                   links=[runbook_link("comfyuiqueuestalled", "Runbook: queue stalled")]),
         timeseries("Oldest pending prompt age", "How long the oldest pending prompt has waited "
-                   f"(comfyui_queue_oldest_pending_age_seconds). The line is the alert threshold ({oldest:g} s).",
+                   "(comfyui_queue_oldest_pending_age_seconds). Lines: the backlog alert's warning "
+                   f"({backlog_warn:g} s) and critical ({backlog_crit:g} s) thresholds.",
                    [target(f"comfyui_queue_oldest_pending_age_seconds{{{SEL}}}", "{{comfyui}}")],
-                   unit="s", thresholds=steps((None, GREEN), (oldest, RED)), threshold_style="line+area",
-                   links=[runbook_link("comfyuiqueuebacklog")]),
-        timeseries("Running prompt age", "Age of the running prompt and time since it last reported progress. "
-                   f"The line is the stuck-prompt threshold ({stuck:g} s without progress).",
+                   unit="s", thresholds=steps((None, GREEN), (backlog_warn, ORANGE), (backlog_crit, RED)),
+                   threshold_style="line+area", links=[runbook_link("comfyuiqueuebacklog")]),
+        timeseries("Running prompt age", "Age of the running prompt, and time since it last reported progress "
+                   f"(dashed). A prompt counts as stuck when it has run over {stuck_run:g} s (red line) and sent no "
+                   f"progress for {stuck_prog:g} s (orange line on the dashed series).",
                    [target(f"comfyui_running_prompt_age_seconds{{{SEL}}}", "{{comfyui}} running"),
                     target(f"comfyui_running_prompt_progress_age_seconds{{{SEL}}}", "{{comfyui}} since progress")],
-                   unit="s", thresholds=steps((None, GREEN), (stuck, RED)), threshold_style="dashed+area",
+                   unit="s", thresholds=steps((None, GREEN), (stuck_run, RED)), threshold_style="dashed",
+                   overrides=[override_by_name(".* since progress", custom__lineStyle=dashed,
+                                               thresholds=steps((None, GREEN), (stuck_prog, ORANGE)))],
                    links=[runbook_link("comfyuipromptstuck")]),
     ]
 
-    rate = "$__rate_interval"
     throughput = [
         timeseries("Finished prompts", "Prompts that reached ComfyUI's history per minute, any outcome "
                    "(comfyui_prompts_finished_total), and the interrupted ones.",
@@ -505,20 +519,23 @@ def overview() -> dict[str, Any]:
                    unit="opm", w=8),
         timeseries("Failures by error_type", "Failed prompts per minute by class "
                    "(comfyui_prompt_failures_total): oom, cuda_error, model_not_found, model_load_error, "
-                   "node_exception.",
+                   "node_exception. Details of each failure: the exporter's /failures page.",
                    [target(f"sum by (comfyui, error_type) (rate(comfyui_prompt_failures_total{{{SEL}}}[{rate}])) * 60",
                            "{{comfyui}} {{error_type}}")],
                    unit="opm", bars=True, stack=True, w=8,
-                   overrides=[override_by_name(".*oom", color={"mode": "fixed", "fixedColor": RED}),
-                              override_by_name(".*cuda_error", color={"mode": "fixed", "fixedColor": "purple"})],
-                   links=[runbook_link("comfyuioutofmemory", "Runbook: OOM"),
-                          runbook_link("comfyuipromptfailures", "Runbook: failures")]),
-        timeseries("Failure ratio", "Failed / finished prompts over the rate window. The line is the alert "
-                   f"threshold ({fail_ratio:.0%}). Gaps mean nothing finished.",
-                   [target(f"sum by (comfyui) (rate(comfyui_prompt_failures_total{{{SEL}}}[{rate}]))\n/\n"
-                           f"sum by (comfyui) (rate(comfyui_prompts_finished_total{{{SEL}}}[{rate}]))", "{{comfyui}}")],
+                   overrides=[override_by_name(".* oom", color={"mode": "fixed", "fixedColor": RED}),
+                              override_by_name(".* cuda_error", color={"mode": "fixed", "fixedColor": "purple"})],
+                   links=[runbook_link("comfyuioutofmemory", "Runbook: out of memory"),
+                          runbook_link("comfyuicudaerror", "Runbook: CUDA error"),
+                          runbook_link("comfyuipromptfailures", "Runbook: other failures")]),
+        timeseries("Failure ratio (15 min)", "Failed / finished prompts over the last 15 minutes, the window the "
+                   f"high-failure-rate alert uses; the line is its threshold ({fail_ratio:.0%}). Gaps mean nothing "
+                   "finished.",
+                   [target(f"sum by (comfyui) (increase(comfyui_prompt_failures_total{{{SEL}}}[15m]))\n/\n"
+                           f"(sum by (comfyui) (increase(comfyui_prompts_finished_total{{{SEL}}}[15m])) > 0)",
+                           "{{comfyui}}")],
                    unit="percentunit", max_=1, thresholds=steps((None, GREEN), (fail_ratio, RED)),
-                   threshold_style="line+area", w=8),
+                   threshold_style="line+area", w=8, links=[runbook_link("comfyuihighfailurerate")]),
         bargauge("Top failing node types", "Node classes that raised in the time range "
                  "(comfyui_node_failures_total by node_type).",
                  [target(f"topk(10, sum by (node_type) (increase(comfyui_node_failures_total{{{SEL}}}[$__range])) > 0)",
@@ -545,21 +562,19 @@ def overview() -> dict[str, Any]:
                    unit="opm", w=24, h=6),
     ]
 
-    def quantiles(metric: str, by: str, extra: str = "") -> list[dict[str, Any]]:
-        out = []
-        for q in (0.5, 0.95):
-            out.append(target(
-                f"histogram_quantile({q}, sum by (le, {by}) (rate({metric}_bucket{{{SEL}{extra}}}[{rate}])))",
-                "{{" + by.replace(", ", "}} {{") + "}} p" + str(round(q * 100))))
-        return out
+    def quantiles(metric: str, extra: str = "") -> list[dict[str, Any]]:
+        return [
+            target(f"histogram_quantile({q}, sum by (le, comfyui) (rate({metric}_bucket{{{SEL}{extra}}}[{rate}])))",
+                   "{{comfyui}} p" + str(round(q * 100)))
+            for q in (0.5, 0.95)
+        ]
 
     latency = [
-        timeseries("Execution time p50 / p95", "Prompt execution time from ComfyUI's history timestamps "
-                   "(comfyui_prompt_execution_seconds), successful prompts.",
-                   quantiles("comfyui_prompt_execution_seconds", "comfyui", ', outcome="success"'),
-                   unit="s", w=8),
+        timeseries("Execution time p50 / p95", "Execution time of successful prompts, from ComfyUI's history "
+                   "timestamps (comfyui_prompt_execution_seconds{outcome=\"success\"}).",
+                   quantiles("comfyui_prompt_execution_seconds", ', outcome="success"'), unit="s", w=8),
         timeseries("Queue wait p50 / p95", "Time from submission to start (comfyui_prompt_queue_wait_seconds).",
-                   quantiles("comfyui_prompt_queue_wait_seconds", "comfyui"), unit="s", w=8),
+                   quantiles("comfyui_prompt_queue_wait_seconds"), unit="s", w=8),
         timeseries("Mean execution time by outcome", "Average execution time per outcome "
                    "(success, error, interrupted) over the rate window.",
                    [target(f"sum by (comfyui, outcome) (rate(comfyui_prompt_execution_seconds_sum{{{SEL}}}[{rate}]))"
@@ -577,83 +592,86 @@ def overview() -> dict[str, Any]:
     ]
 
     gpu = [
-        timeseries("GPU free memory", "Free memory per GPU as a fraction of total, from NVML "
+        timeseries("GPU free memory", "Free memory per GPU as a fraction of its total, from NVML "
                    "(comfyui_gpu_memory_free_bytes / comfyui_gpu_memory_total_bytes). The line is the low-memory "
-                   f"alert threshold ({free_ratio:.0%}).",
-                   [target(f"comfyui_gpu_memory_free_bytes{{{GSEL}}}\n/ on (gpu, uuid, instance, job)\n"
-                           f"comfyui_gpu_memory_total_bytes{{{GSEL}}}", "GPU {{gpu}} {{instance}}")],
-                   unit="percentunit", max_=1, thresholds=steps((None, RED), (free_ratio, GREEN)),
-                   threshold_style="line+area", links=[runbook_link("comfyuigpulowmemory")]),
-        timeseries("GPU memory used", "Used and total bytes per GPU (NVML).",
-                   [target(f"comfyui_gpu_memory_used_bytes{{{GSEL}}}", "GPU {{gpu}} used"),
-                    target(f"comfyui_gpu_memory_total_bytes{{{GSEL}}}", "GPU {{gpu}} total")],
-                   unit="bytes",
-                   overrides=[override_by_name(".* total", custom__lineStyle={"fill": "dash", "dash": [10, 10]},
-                                               custom__fillOpacity=0)]),
-        timeseries("ComfyUI's view of VRAM", "What ComfyUI itself reports in /system_stats per device: free VRAM "
-                   "and PyTorch's reserved-but-free cache (works without NVML).",
-                   [target(f"comfyui_device_vram_free_bytes{{{SEL}}}", "{{comfyui}} {{device}} free"),
-                    target(f"comfyui_device_torch_reserved_bytes{{{SEL}}}", "{{comfyui}} {{device}} torch reserved"),
-                    target(f"comfyui_device_torch_reserved_free_bytes{{{SEL}}}",
-                           "{{comfyui}} {{device}} torch reserved free")],
-                   unit="bytes"),
+                   f"threshold ({gpu_free:.0%}).",
+                   [target(f"comfyui_gpu_memory_free_bytes{{{GSEL}}}\n/ on (instance, gpu, uuid)\n"
+                           f"comfyui_gpu_memory_total_bytes{{{GSEL}}}", "{{instance}} GPU {{gpu}}")],
+                   unit="percentunit", max_=1, thresholds=steps((None, RED), (gpu_free, GREEN)),
+                   threshold_style="line+area", links=[runbook_link("comfyuilowvram")]),
+        timeseries("VRAM available to ComfyUI", "What ComfyUI reports in /system_stats, per device: free memory "
+                   "plus PyTorch's reserved-but-unused cache, as a fraction of total (works without NVML). The "
+                   f"line is the ComfyUILowVRAM threshold ({low_vram:.0%}).",
+                   [target(f"(comfyui_device_vram_free_bytes{{{SEL}}} + comfyui_device_torch_reserved_free_bytes{{{SEL}}})"
+                           f"\n/ (comfyui_device_vram_total_bytes{{{SEL}}} > 0)", "{{comfyui}} {{device}}")],
+                   unit="percentunit", max_=1, thresholds=steps((None, RED), (low_vram, GREEN)),
+                   threshold_style="line+area", links=[runbook_link("comfyuilowvram")]),
+        timeseries("GPU memory", "Used and total bytes per GPU (NVML), and PyTorch's reserved memory as ComfyUI "
+                   "reports it.",
+                   [target(f"comfyui_gpu_memory_used_bytes{{{GSEL}}}", "{{instance}} GPU {{gpu}} used"),
+                    target(f"comfyui_gpu_memory_total_bytes{{{GSEL}}}", "{{instance}} GPU {{gpu}} total"),
+                    target(f"comfyui_device_torch_reserved_bytes{{{SEL}}}", "{{comfyui}} {{device}} torch reserved")],
+                   unit="bytes", overrides=[override_by_name(".* total", custom__lineStyle=dashed,
+                                                             custom__fillOpacity=0)]),
         timeseries("GPU utilisation", "SM and memory-controller utilisation per GPU (NVML).",
-                   [target(f"comfyui_gpu_utilization_ratio{{{GSEL}}}", "GPU {{gpu}} SM"),
-                    target(f"comfyui_gpu_memory_utilization_ratio{{{GSEL}}}", "GPU {{gpu}} memory")],
+                   [target(f"comfyui_gpu_utilization_ratio{{{GSEL}}}", "{{instance}} GPU {{gpu}} SM"),
+                    target(f"comfyui_gpu_memory_utilization_ratio{{{GSEL}}}", "{{instance}} GPU {{gpu}} memory")],
                    unit="percentunit", max_=1),
         timeseries("GPU temperature", f"Core temperature (NVML). The line is the alert threshold ({temp:g} °C).",
-                   [target(f"comfyui_gpu_temperature_celsius{{{GSEL}}}", "GPU {{gpu}}")],
+                   [target(f"comfyui_gpu_temperature_celsius{{{GSEL}}}", "{{instance}} GPU {{gpu}}")],
                    unit="celsius", min_=None, thresholds=steps((None, GREEN), (temp - 10, ORANGE), (temp, RED)),
                    threshold_style="line"),
         timeseries("GPU power", "Power draw and enforced power limit (NVML).",
-                   [target(f"comfyui_gpu_power_watts{{{GSEL}}}", "GPU {{gpu}} draw"),
-                    target(f"comfyui_gpu_power_limit_watts{{{GSEL}}}", "GPU {{gpu}} limit")],
-                   unit="watt",
-                   overrides=[override_by_name(".* limit", custom__lineStyle={"fill": "dash", "dash": [10, 10]},
-                                               custom__fillOpacity=0)]),
-        state_timeline("GPU throttling", "Active clock-throttle reasons per GPU (comfyui_gpu_throttle_reasons). "
-                       "Orange means the reason is active; idle and application-clock reasons are harmless, "
-                       "thermal and power-brake ones slow ComfyUI down.",
-                       [target(f"max by (gpu, reason) (comfyui_gpu_throttle_reasons{{{GSEL}}})", "GPU {{gpu}} {{reason}}")],
+                   [target(f"comfyui_gpu_power_watts{{{GSEL}}}", "{{instance}} GPU {{gpu}} draw"),
+                    target(f"comfyui_gpu_power_limit_watts{{{GSEL}}}", "{{instance}} GPU {{gpu}} limit")],
+                   unit="watt", overrides=[override_by_name(".* limit", custom__lineStyle=dashed,
+                                                            custom__fillOpacity=0)]),
+        state_timeline("GPU throttling", "Clock-throttle reasons per GPU (comfyui_gpu_throttle_reasons); orange "
+                       "while a reason is active. Idle and application-clock reasons are harmless; thermal and "
+                       "power-brake reasons slow ComfyUI down.",
+                       [target(f"max by (instance, gpu, reason) (comfyui_gpu_throttle_reasons{{{GSEL}}})",
+                               "{{instance}} GPU {{gpu}} {{reason}}")],
                        mappings=ACTIVE_MAPPINGS, thresholds=steps((None, "transparent"), (1, ORANGE)), w=12, h=8),
         bargauge("XID errors in range", "NVIDIA driver XID errors per GPU and code in the time range "
                  "(comfyui_gpu_xid_errors_total). 13/31/43/45 usually mean an application fault; 48/63/64/74/79/94/95 "
                  "point to hardware or the driver and often need a reset.",
-                 [target(f"sum by (gpu, xid) (increase(comfyui_gpu_xid_errors_total{{{GSEL}}}[$__range]))",
-                         "GPU {{gpu}} XID {{xid}}", instant=True)],
-                 unit="none", thresholds=steps((None, GREEN), (1, RED)), w=12, no_value="none",
-                 links=[runbook_link("comfyuigpuxiderror")]),
+                 [target(f"sum by (instance, gpu, xid) (increase(comfyui_gpu_xid_errors_total{{{GSEL}}}[$__range]))",
+                         "{{instance}} GPU {{gpu}} XID {{xid}}", instant=True)],
+                 unit="none", thresholds=steps((None, GREEN), (1, RED)), w=12, no_value="none"),
     ]
 
     exporter = [
-        stat("NVML", "comfyui_exporter_nvml_up: 1 when the exporter can read GPUs through NVML.",
-             [target("max by (instance) (comfyui_exporter_nvml_up)", "{{instance}}")],
+        stat("NVML", "comfyui_exporter_nvml_up: 1 when the exporter can read GPUs through NVML. 0 on hosts "
+             "without an NVIDIA driver, or when the container lacks the NVIDIA runtime (docs/deploy.md).",
+             [target(f"max by (instance) (comfyui_exporter_nvml_up{{{ISEL}}})", "{{instance}}")],
              unit="none", mappings=UP_MAPPINGS, thresholds=steps((None, RED), (1, GREEN)), w=4),
         table("Exporter build", "comfyui_exporter_build_info per exporter process.",
-              [target("comfyui_exporter_build_info", instant=True, fmt="table")], w=6, h=5,
-              exclude=["Time", "Value", "__name__", "job"], rename={"version": "Exporter version"}),
+              [target(f"comfyui_exporter_build_info{{{ISEL}}}", instant=True, fmt="table")], w=6, h=5,
+              exclude=["Time", "Value", "__name__", "job"], rename={"instance": "Exporter", "version": "Version"}),
         state_timeline("Websocket", "comfyui_exporter_websocket_connected: the exporter's live event stream from "
-                       "ComfyUI. When it is down the exporter still polls /queue and /history.",
+                       "ComfyUI. While it is down the exporter still polls /queue and /history.",
                        [target(f"comfyui_exporter_websocket_connected{{{SEL}}}", "{{comfyui}}")],
-                       mappings=CONNECTED_MAPPINGS, thresholds=steps((None, RED), (1, GREEN)), w=14, h=5),
+                       mappings=CONNECTED_MAPPINGS, thresholds=steps((None, RED), (1, GREEN)), w=14, h=5,
+                       ),
         timeseries("ComfyUI API requests", "Requests the exporter makes to ComfyUI per second, by endpoint, "
-                   "and the failed ones (dashed).",
+                   "and the failed ones (dashed red).",
                    [target(f"sum by (comfyui, endpoint) (rate(comfyui_exporter_requests_total{{{SEL}}}[{rate}]))",
                            "{{comfyui}} {{endpoint}}"),
                     target(f"sum by (comfyui, endpoint) (rate(comfyui_exporter_request_failures_total{{{SEL}}}[{rate}]))",
                            "{{comfyui}} {{endpoint}} failed")],
                    unit="reqps",
-                   overrides=[override_by_name(".* failed", custom__lineStyle={"fill": "dash", "dash": [10, 10]},
-                                               color={"mode": "fixed", "fixedColor": RED})]),
-        timeseries("ComfyUI API latency p95", "95th percentile of the exporter's requests to ComfyUI, by endpoint "
-                   "(comfyui_exporter_request_duration_seconds). A slow /history means a long history; see "
-                   "docs/operations.md.",
+                   overrides=[override_by_name(".* failed", custom__lineStyle=dashed,
+                                               color={"mode": "fixed", "fixedColor": RED})],
+                   links=[runbook_link("comfyuimonitoringdegraded")]),
+        timeseries("ComfyUI API latency p95", "95th percentile of the exporter's requests to ComfyUI by endpoint "
+                   "(comfyui_exporter_request_duration_seconds). A slow /history usually means a long history; "
+                   "see docs/operations.md.",
                    [target(f"histogram_quantile(0.95, sum by (le, comfyui, endpoint) "
                            f"(rate(comfyui_exporter_request_duration_seconds_bucket{{{SEL}}}[{rate}])))",
                            "{{comfyui}} {{endpoint}}")],
                    unit="s"),
         timeseries("Exporter anomalies", "Websocket reconnects, malformed messages from ComfyUI and history gaps "
-                   "(prompts that left history before the exporter saw them) in each interval. Any of these "
+                   "(prompts that left history before the exporter saw them) per rate window. Any of these "
                    "means some counts may be missing.",
                    [target(f"sum by (comfyui) (increase(comfyui_exporter_websocket_reconnects_total{{{SEL}}}[{rate}]))",
                            "{{comfyui}} ws reconnects"),
@@ -661,7 +679,7 @@ def overview() -> dict[str, Any]:
                            "{{comfyui}} malformed {{source}}"),
                     target(f"sum by (comfyui) (increase(comfyui_exporter_history_gaps_total{{{SEL}}}[{rate}]))",
                            "{{comfyui}} history gaps")],
-                   unit="none", bars=True, decimals=0),
+                   unit="none", bars=True, decimals=0, links=[runbook_link("comfyuimonitoringdegraded")]),
     ]
 
     panels = layout([
@@ -672,10 +690,9 @@ def overview() -> dict[str, Any]:
         ("GPU", gpu),
         ("Exporter self-health", exporter),
     ])
-    annotations: list[dict[str, Any]] = []
     return dashboard("comfyui-overview", "ComfyUI overview",
                      "Health, queue, throughput, failures, latency and GPUs of ComfyUI servers, from comfyui-exporter.",
-                     panels, gpu=True, links=COMMON_LINKS, annotations=annotations)
+                     panels, gpu=True, links=COMMON_LINKS, annotations=[])
 
 
 DASHBOARDS = {"comfyui-overview.json": overview}

@@ -24,7 +24,7 @@ from . import __version__
 from .events import Event
 from .state import InstanceState
 
-ENDPOINTS = ("history", "jobs", "queue", "prompt", "system_stats")
+ENDPOINTS = ("history", "jobs", "queue", "system_stats")
 MALFORMED_SOURCES = ("websocket", *ENDPOINTS)
 
 

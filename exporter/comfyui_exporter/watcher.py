@@ -39,6 +39,7 @@ class InstanceWatcher:
         self._stop = threading.Event()
         self._changed = threading.Event()
         self._queue_remaining: int | None = None  # None: unknown (no websocket), so poll the queue
+        self._reachable: bool | None = None  # for one log line per change, not one per poll
         self.client = ComfyUIClient(
             instance_config,
             self._emit,
@@ -115,10 +116,27 @@ class InstanceWatcher:
             if self._queue_remaining != 0:
                 self.queue.poll()
         except RequestFailed as exc:
-            log.debug("poll of %s failed: %s", self.name, exc)
+            if self._reachable is not False:
+                log.warning(
+                    "ComfyUI %s is unreachable (%s); retrying every %.0f s",
+                    self.name,
+                    exc,
+                    self.config.poll_interval,
+                )
+            self._reachable = False
             self.tracker.connection_lost()
             return False
         except Exception:  # a bug must not stop the loop: log it and keep watching
             log.exception("unexpected error while polling %s", self.name)
             return False
+        if self._reachable is not True:
+            log.info(
+                "ComfyUI %s is up: jobs API %s, websocket %s",
+                self.name,
+                {True: "available", False: "absent (ComfyUI < 0.6.0, using /queue)", None: "not probed yet"}[
+                    self.queue.jobs_api
+                ],
+                "connected" if self.instance.state.websocket_connected else "not connected",
+            )
+        self._reachable = True
         return True

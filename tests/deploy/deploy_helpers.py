@@ -114,3 +114,62 @@ def variable(dashboard: dict[str, Any], name: str) -> dict[str, Any]:
         if v["name"] == name:
             return v
     raise KeyError(name)
+
+
+# ------------------------------------------------------------------------------------------- metric contract
+
+# Names and labels every dashboard query may use (the exporter's, the GPU collector's and the relay's metric
+# contract; histograms add _bucket/_sum/_count and ``le``). Prometheus adds ``instance`` and ``job``.
+_C = ("comfyui",)
+_G = ("gpu", "uuid")
+METRICS: dict[str, tuple[str, ...]] = {
+    "comfyui_up": _C,
+    "comfyui_info": (*_C, "version", "python_version", "pytorch_version", "device_type", "device_name"),
+    "comfyui_queue_prompts": (*_C, "state"),
+    "comfyui_queue_oldest_pending_age_seconds": _C,
+    "comfyui_running_prompt_age_seconds": _C,
+    "comfyui_running_prompt_progress_age_seconds": _C,
+    "comfyui_prompts_finished_total": _C,
+    "comfyui_prompt_failures_total": (*_C, "error_type"),
+    "comfyui_prompts_interrupted_total": _C,
+    "comfyui_node_failures_total": (*_C, "node_type", "error_type", "exception_type"),
+    "comfyui_last_failure_timestamp_seconds": (*_C, "error_type"),
+    "comfyui_last_finish_timestamp_seconds": _C,
+    "comfyui_prompt_execution_seconds": (*_C, "outcome"),
+    "comfyui_prompt_queue_wait_seconds": _C,
+    "comfyui_prompt_cached_nodes_total": _C,
+    "comfyui_device_vram_total_bytes": (*_C, "device"),
+    "comfyui_device_vram_free_bytes": (*_C, "device"),
+    "comfyui_device_torch_reserved_bytes": (*_C, "device"),
+    "comfyui_device_torch_reserved_free_bytes": (*_C, "device"),
+    "comfyui_restarts_total": _C,
+    "comfyui_exporter_build_info": ("version",),
+    "comfyui_exporter_websocket_connected": _C,
+    "comfyui_exporter_websocket_reconnects_total": _C,
+    "comfyui_exporter_requests_total": (*_C, "endpoint"),
+    "comfyui_exporter_request_failures_total": (*_C, "endpoint"),
+    "comfyui_exporter_request_duration_seconds": (*_C, "endpoint"),
+    "comfyui_exporter_malformed_messages_total": (*_C, "source"),
+    "comfyui_exporter_history_gaps_total": _C,
+    "comfyui_gpu_info": (*_G, "name", "pci_bus_id", "driver_version", "cuda_version"),
+    "comfyui_gpu_memory_total_bytes": _G,
+    "comfyui_gpu_memory_free_bytes": _G,
+    "comfyui_gpu_memory_used_bytes": _G,
+    "comfyui_gpu_utilization_ratio": _G,
+    "comfyui_gpu_memory_utilization_ratio": _G,
+    "comfyui_gpu_temperature_celsius": _G,
+    "comfyui_gpu_power_watts": _G,
+    "comfyui_gpu_power_limit_watts": _G,
+    "comfyui_gpu_throttle_reasons": (*_G, "reason"),
+    "comfyui_gpu_xid_errors_total": (*_G, "xid"),
+    "comfyui_exporter_nvml_up": (),
+    "comfyui_device_gpu_info": (*_C, *_G),
+    "comfyui_alert_relay_notifications_total": ("target",),
+    "comfyui_alert_relay_notification_failures_total": ("target", "reason"),
+    "comfyui_alert_relay_delivery_seconds": ("target",),
+    "comfyui_alert_relay_queue_depth": ("target",),
+}
+HISTOGRAMS = {"comfyui_prompt_execution_seconds", "comfyui_prompt_queue_wait_seconds",
+              "comfyui_exporter_request_duration_seconds", "comfyui_alert_relay_delivery_seconds"}
+# Built-in series a dashboard may use besides the contract (ALERTS: Prometheus' own alert series).
+BUILTIN_SERIES: dict[str, tuple[str, ...]] = {"ALERTS": ("alertname", "alertstate", "severity", "comfyui", "gpu")}

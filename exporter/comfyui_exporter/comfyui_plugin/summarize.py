@@ -48,9 +48,10 @@ def rejection_fields(prompt_id: Any, prompt: Any, result: Any) -> dict[str, Any]
     if valid and not node_errors:
         return None
     error = error if isinstance(error, Mapping) else {}
+    error_type = error.get("type") or ("prompt_outputs_failed_validation" if valid else "unknown")
     fields: dict[str, Any] = {
         "prompt_id": clip(prompt_id, 120),
-        "error_type": clip(error.get("type") or ("prompt_outputs_failed_validation" if valid else "unknown"), 80),
+        "error_type": clip(error_type, 80),
         "message": clip(error.get("message")),
         "details": clip(error.get("details")),
         "partial": bool(valid),

@@ -141,6 +141,10 @@ class XidWatcher:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                # Still inside nvmlEventSetWait: freeing the set under it would be a use-after-free.
+                log.warning("NVML XID thread did not stop within %.1f s; leaving its event set", timeout)
+                return
             self._thread = None
         try:
             self._nvml.xid_close()

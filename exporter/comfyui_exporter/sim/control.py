@@ -18,43 +18,82 @@ if TYPE_CHECKING:
     from .runtime import SimServer
 
 OUTCOME_MODES = {
-    "success": "sleep", "oom": "oom", "cuda_error": "cuda_error", "file_not_found": "file_not_found",
-    "model_load_error": "model_load_error", "runtime_error": "runtime_error", "value_error": "value_error",
-    "interrupt": "interrupt", "blocked": "block",
+    "success": "sleep",
+    "oom": "oom",
+    "cuda_error": "cuda_error",
+    "file_not_found": "file_not_found",
+    "model_load_error": "model_load_error",
+    "runtime_error": "runtime_error",
+    "value_error": "value_error",
+    "interrupt": "interrupt",
+    "blocked": "block",
 }
 
 
-def fault_graph(mode: str, seconds: float, steps: int, salt: int, preview: bool = False,
-                text: bool = False, output: str = "SaveImage") -> dict[str, Any]:
+def fault_graph(
+    mode: str,
+    seconds: float,
+    steps: int,
+    salt: int,
+    preview: bool = False,
+    text: bool = False,
+    output: str = "SaveImage",
+) -> dict[str, Any]:
     """EmptyImage -> FaultInjection -> SaveImage/PreviewImage, the recordings' graph."""
     save: dict[str, Any] = {"images": ["2", 0]}
     if output == "SaveImage":
         save["filename_prefix"] = "fault_injection"
     return {
         "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},
-        "2": {"class_type": "FaultInjection", "inputs": {
-            "mode": mode, "seconds": float(seconds), "steps": int(steps), "salt": salt,
-            "emit_preview": preview, "emit_text": text, "image": ["1", 0]}},
+        "2": {
+            "class_type": "FaultInjection",
+            "inputs": {
+                "mode": mode,
+                "seconds": float(seconds),
+                "steps": int(steps),
+                "salt": salt,
+                "emit_preview": preview,
+                "emit_text": text,
+                "image": ["1", 0],
+            },
+        },
         "3": {"class_type": output, "inputs": save},
     }
 
 
 def workflow_document(kb: float, rng: random.Random) -> dict[str, Any]:
     """A frontend-style UI workflow of about ``kb`` KiB with an ``id`` (becomes ``workflow_id``)."""
-    doc: dict[str, Any] = {"id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "revision": 0,
-                           "last_node_id": 3, "last_link_id": 2, "nodes": [], "links": [], "groups": [],
-                           "config": {}, "extra": {"ds": {"scale": 1.0, "offset": [0, 0]},
-                                                   "frontendVersion": "1.35.9"}, "version": 0.4}
+    doc: dict[str, Any] = {
+        "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        "revision": 0,
+        "last_node_id": 3,
+        "last_link_id": 2,
+        "nodes": [],
+        "links": [],
+        "groups": [],
+        "config": {},
+        "extra": {"ds": {"scale": 1.0, "offset": [0, 0]}, "frontendVersion": "1.35.9"},
+        "version": 0.4,
+    }
     target = int(kb * 1024)
     i = 0
     while len(json.dumps(doc)) < target:
         i += 1
-        doc["nodes"].append({
-            "id": i, "type": "FaultInjection", "pos": [i * 10, 200], "size": [315, 130], "flags": {},
-            "order": i, "mode": 0, "inputs": [{"name": "image", "type": "IMAGE", "link": i - 1}],
-            "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [i], "slot_index": 0}],
-            "properties": {"Node name for S&R": "FaultInjection"},
-            "widgets_values": ["sleep", 3.0, 3, 0, False, False]})
+        doc["nodes"].append(
+            {
+                "id": i,
+                "type": "FaultInjection",
+                "pos": [i * 10, 200],
+                "size": [315, 130],
+                "flags": {},
+                "order": i,
+                "mode": 0,
+                "inputs": [{"name": "image", "type": "IMAGE", "link": i - 1}],
+                "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [i], "slot_index": 0}],
+                "properties": {"Node name for S&R": "FaultInjection"},
+                "widgets_values": ["sleep", 3.0, 3, 0, False, False],
+            }
+        )
         doc["links"].append([i - 1, i - 1, 0, i, 0, "IMAGE"])
     return doc
 
@@ -71,8 +110,15 @@ def enqueue_bodies(spec: dict[str, Any], rng: random.Random) -> list[dict[str, A
         mode = "pass"
     bodies = []
     for _ in range(max(1, int(spec.get("count", 1) or 1))):
-        graph = fault_graph(mode, seconds, steps, rng.randrange(1, 2**62), bool(spec.get("emit_preview", False)),
-                            bool(spec.get("emit_text", False)), spec.get("output", "SaveImage"))
+        graph = fault_graph(
+            mode,
+            seconds,
+            steps,
+            rng.randrange(1, 2**62),
+            bool(spec.get("emit_preview", False)),
+            bool(spec.get("emit_text", False)),
+            spec.get("output", "SaveImage"),
+        )
         body: dict[str, Any] = {"prompt": graph}
         if spec.get("client_id") is not None:
             body["client_id"] = spec["client_id"]
@@ -138,11 +184,15 @@ def add_control_routes(app: web.Application, sim: SimServer) -> None:
         inst = sim.instance
         assert inst is not None
         running = inst.queue.running_ids()
-        return web.json_response({
-            "requests": sim.stats.as_dict(), "ws_clients": len(inst.hub.sockets),
-            "history_len": len(inst.queue.history), "queue_pending": len(inst.queue.pending),
-            "running": running[0] if running else None,
-        })
+        return web.json_response(
+            {
+                "requests": sim.stats.as_dict(),
+                "ws_clients": len(inst.hub.sockets),
+                "history_len": len(inst.queue.history),
+                "queue_pending": len(inst.queue.pending),
+                "running": running[0] if running else None,
+            }
+        )
 
     async def clear_stats(request: web.Request) -> web.Response:
         sim.stats.clear()

@@ -10,14 +10,16 @@ TEXT frames always broadcast; previews are type 4 for a socket that announced
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import errors
-from .graphs import NodeClass, execution_order, signatures
+from .graphs import execution_order, signatures
 from .hub import PREVIEW_JPEG, Hub, encode_preview, encode_preview_meta, encode_text
+from .nodes import NodeClass
 from .queue import PromptQueue, QueueItem
 
 
@@ -58,9 +60,17 @@ class RunContext:
 class Executor:
     """The prompt worker of one server lifetime."""
 
-    def __init__(self, queue: PromptQueue, hub: Hub, classes: dict[str, NodeClass],
-                 on_finished: Callable[[str], None], step_seconds: float = 0.02) -> None:
+    def __init__(
+        self,
+        queue: PromptQueue,
+        hub: Hub,
+        classes: dict[str, NodeClass],
+        on_finished: Callable[[str], None],
+        step_seconds: float = 0.02,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
         self.queue = queue
+        self.log = log or (lambda _msg: None)
         self.hub = hub
         self.classes = classes
         self.on_finished = on_finished
@@ -80,10 +90,8 @@ class Executor:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
 
     def interrupt(self) -> None:
         """Global interrupt: ComfyUI sets a process flag that the running node checks."""
@@ -107,8 +115,14 @@ class Executor:
 
     def _progress_state(self, ctx: RunContext, node_id: str, value: Any, maximum: Any, state: str) -> None:
         ctx.progress[node_id] = {
-            "value": value, "max": maximum, "state": state, "node_id": node_id, "prompt_id": ctx.prompt_id,
-            "display_node_id": node_id, "parent_node_id": None, "real_node_id": node_id,
+            "value": value,
+            "max": maximum,
+            "state": state,
+            "node_id": node_id,
+            "prompt_id": ctx.prompt_id,
+            "display_node_id": node_id,
+            "parent_node_id": None,
+            "real_node_id": node_id,
         }
         nodes = {k: dict(v) for k, v in ctx.progress.items()}
         self.hub.send_sync("progress_state", {"prompt_id": ctx.prompt_id, "nodes": nodes}, ctx.client_id)
@@ -130,8 +144,9 @@ class Executor:
             return
         raise Interrupted
 
-    async def _steps(self, ctx: RunContext, node_id: str, seconds: float, steps: int,
-                     preview: bool, text: bool) -> None:
+    async def _steps(
+        self, ctx: RunContext, node_id: str, seconds: float, steps: int, preview: bool, text: bool
+    ) -> None:
         """A node that reports progress like comfy.utils.ProgressBar (steps=0: silent, 'stuck')."""
         if steps <= 0:  # a silent node: no progress at all (a "stuck" prompt while it lasts)
             await self._sleep(seconds)
@@ -144,11 +159,20 @@ class Executor:
                 self.hub.send_binary(encode_text(node_id, f"fault injection: step {k}/{steps}"), None)
             self._progress_state(ctx, node_id, k, steps, "running")
             if preview and meta_target:
-                meta = {"node_id": node_id, "prompt_id": ctx.prompt_id, "display_node_id": node_id,
-                        "parent_node_id": None, "real_node_id": node_id, "image_type": "image/jpeg"}
+                meta = {
+                    "node_id": node_id,
+                    "prompt_id": ctx.prompt_id,
+                    "display_node_id": node_id,
+                    "parent_node_id": None,
+                    "real_node_id": node_id,
+                    "image_type": "image/jpeg",
+                }
                 self.hub.send_binary(encode_preview_meta(PREVIEW_JPEG, meta), ctx.client_id)
-            self.hub.send_sync("progress", {"value": k, "max": steps, "prompt_id": ctx.prompt_id,
-                                            "node": node_id}, ctx.client_id)
+            self.hub.send_sync(
+                "progress",
+                {"value": k, "max": steps, "prompt_id": ctx.prompt_id, "node": node_id},
+                ctx.client_id,
+            )
             if preview and not meta_target:
                 self.hub.send_binary(encode_preview(PREVIEW_JPEG), ctx.client_id)
 
@@ -184,8 +208,14 @@ class Executor:
                 raise NodeFailure(mode)
             return "IMAGE", None
         if cls == "KSampler":
-            await self._steps(ctx, node_id, self.step_seconds * int(inputs.get("steps", 1)),
-                              int(inputs.get("steps", 1)), False, False)
+            await self._steps(
+                ctx,
+                node_id,
+                self.step_seconds * int(inputs.get("steps", 1)),
+                int(inputs.get("steps", 1)),
+                False,
+                False,
+            )
             return "LATENT", None
         if cls == "SaveImage":
             return None, self._save(str(inputs.get("filename_prefix", "ComfyUI")), "output")
@@ -197,7 +227,7 @@ class Executor:
     # -- prompt ---------------------------------------------------------------------------------
     async def execute(self, item: QueueItem, task_id: int) -> None:
         """Run one prompt and write its history entry (the body of ComfyUI's prompt_worker)."""
-        number, prompt_id, graph, extra_data, outputs_to_execute = item[:5]
+        _, prompt_id, graph, extra_data, outputs_to_execute = item[:5]
         client_id = extra_data.get("client_id")
         ctx = RunContext(prompt_id, client_id)
         self.client_id = client_id
@@ -222,8 +252,11 @@ class Executor:
                 ui = self.cache[sigs[node_id]]
                 values[node_id] = graph[node_id]["class_type"]
                 if ui is not None:
-                    self._client_only(ctx, "executed", {"node": node_id, "display_node": node_id, "output": ui,
-                                                        "prompt_id": prompt_id})
+                    self._client_only(
+                        ctx,
+                        "executed",
+                        {"node": node_id, "display_node": node_id, "output": ui, "prompt_id": prompt_id},
+                    )
                     self._progress_state(ctx, node_id, 1, 1, "finished")
                     ui_outputs[node_id] = ui
                     meta[node_id] = _meta(node_id)
@@ -237,13 +270,19 @@ class Executor:
                 blocked = _blocked_input(node, values)
                 self._progress_state(ctx, node_id, 0.0, 1.0, "running")
                 self.last_node_id = node_id
-                self._client_only(ctx, "executing", {"node": node_id, "display_node": node_id,
-                                                     "prompt_id": prompt_id})
+                self._client_only(
+                    ctx, "executing", {"node": node_id, "display_node": node_id, "prompt_id": prompt_id}
+                )
                 if blocked is not None:
                     values[node_id] = blocked
                     if self.classes[node["class_type"]].output_node:
-                        self.hub.send_sync("execution_error", errors.blocked_error(
-                            prompt_id, node_id, node["class_type"], ctx.executed, blocked.message), client_id)
+                        self.hub.send_sync(
+                            "execution_error",
+                            errors.blocked_error(
+                                prompt_id, node_id, node["class_type"], ctx.executed, blocked.message
+                            ),
+                            client_id,
+                        )
                     self._finish_node(ctx, node_id)
                     continue
                 try:
@@ -255,8 +294,11 @@ class Executor:
                 values[node_id] = value
                 self._finish_node(ctx, node_id)
                 if ui is not None:
-                    self._client_only(ctx, "executed", {"node": node_id, "display_node": node_id, "output": ui,
-                                                        "prompt_id": prompt_id})
+                    self._client_only(
+                        ctx,
+                        "executed",
+                        {"node": node_id, "display_node": node_id, "output": ui, "prompt_id": prompt_id},
+                    )
                     ui_outputs[node_id] = ui
                     meta[node_id] = _meta(node_id)
                 ctx.executed.append(node_id)
@@ -266,22 +308,39 @@ class Executor:
         except _NodeInterrupted as intr:
             success, outcome = False, "interrupted"
             node_type = graph[intr.node_id]["class_type"]
-            self._add_message(ctx, "execution_interrupted",
-                              errors.interrupted(prompt_id, intr.node_id, node_type, ctx.executed), True)
+            self._add_message(
+                ctx,
+                "execution_interrupted",
+                errors.interrupted(prompt_id, intr.node_id, node_type, ctx.executed),
+                True,
+            )
         except _NodeFailed as fail:
             success = False
             outcome = errors.ERROR_TYPE_OF_MODE[fail.mode]
             node = graph[fail.node_id]
             cls = self.classes[node["class_type"]]
             inputs = errors.current_inputs(node.get("inputs", {}), {}, fail.node_id, cls.unique_id_input)
-            data = errors.execution_error(prompt_id, fail.node_id, node["class_type"], ctx.executed, fail.mode,
-                                          inputs, _current_outputs(graph, fail.node_id))
+            data = errors.execution_error(
+                prompt_id,
+                fail.node_id,
+                node["class_type"],
+                ctx.executed,
+                fail.mode,
+                inputs,
+                _current_outputs(graph, fail.node_id),
+            )
             self._add_message(ctx, "execution_error", data, False)
+            fault = errors.FAULTS[fail.mode]
+            self.log(f"!!! Exception during processing !!! {fault.message}\n")
+            self.log(errors.log_traceback(fault))
         finally:
             self.last_node_id = None
 
-        status = {"status_str": "success" if success else "error", "completed": success,
-                  "messages": ctx.messages}
+        status = {
+            "status_str": "success" if success else "error",
+            "completed": success,
+            "messages": ctx.messages,
+        }
         self.queue.task_done(task_id, ui_outputs if success else {}, meta if success else {}, status)
         self.current_prompt_id = None
         self._client_only(ctx, "executing", {"node": None, "prompt_id": prompt_id})

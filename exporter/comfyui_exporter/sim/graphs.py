@@ -8,93 +8,9 @@ graph, then the output set, then a recursive input check per output node.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-FAULT_MODES = ["pass", "oom", "file_not_found", "runtime_error", "value_error", "sleep", "block",
-               "cuda_error", "model_load_error", "interrupt"]
-SAMPLERS = ["euler", "euler_cfg_pp", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral", "lms",
-            "dpm_fast", "dpm_adaptive", "dpmpp_2s_ancestral", "dpmpp_sde", "dpmpp_2m", "dpmpp_2m_sde",
-            "ddpm", "lcm", "ddim", "uni_pc", "uni_pc_bh2"]
-SCHEDULERS = ["simple", "sgm_uniform", "karras", "exponential", "ddim_uniform", "beta", "normal",
-              "linear_quadratic", "kl_optimal"]
-
-
-@dataclass
-class NodeClass:
-    """Static description of a node type: inputs (ordered), outputs, whether it is an output node."""
-
-    name: str
-    required: dict[str, tuple[Any, dict[str, Any]]]
-    optional: dict[str, tuple[Any, dict[str, Any]]] = field(default_factory=dict)
-    return_types: tuple[str, ...] = ()
-    output_node: bool = False
-    unique_id_input: bool = False  # has the hidden ``unique_id`` input (shows in current_inputs)
-
-    def input_info(self, name: str) -> tuple[Any, str, dict[str, Any]]:
-        if name in self.required:
-            typ, extra = self.required[name]
-            return typ, "required", extra
-        typ, extra = self.optional[name]
-        return typ, "optional", extra
-
-
-def _int(default: int, lo: int, hi: int, **kw: Any) -> tuple[str, dict[str, Any]]:
-    return "INT", {"default": default, "min": lo, "max": hi, "step": 1, **kw}
-
-
-def build_node_classes(checkpoints: list[str]) -> dict[str, NodeClass]:
-    """Return the node registry; ``checkpoints`` is the (usually empty) list of installed models."""
-    img_tip = {"tooltip": "The images to save."}
-    classes = [
-        NodeClass("EmptyImage", {
-            "width": _int(512, 1, 16384), "height": _int(512, 1, 16384),
-            "batch_size": ("INT", {"default": 1, "min": 1, "max": 4096}),
-            "color": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFF, "step": 1, "display": "color"}),
-        }, return_types=("IMAGE",)),
-        NodeClass("FaultInjection", {
-            "mode": (list(FAULT_MODES), {"default": "pass"}),
-            "seconds": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 86400.0, "step": 0.1}),
-            "steps": ("INT", {"default": 1, "min": 0, "max": 10000}),
-            "salt": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF}),
-            "emit_preview": ("BOOLEAN", {"default": False}),
-            "emit_text": ("BOOLEAN", {"default": False}),
-        }, optional={"image": ("IMAGE", {})}, return_types=("IMAGE",), unique_id_input=True),
-        NodeClass("SaveImage", {
-            "images": ("IMAGE", img_tip),
-            "filename_prefix": ("STRING", {"default": "ComfyUI", "tooltip": "The prefix for the file to "
-                                           "save. This may include formatting information such as "
-                                           "%date:yyyy-MM-dd% or %Empty Latent Image.width% to include "
-                                           "values from nodes."}),
-        }, output_node=True),
-        NodeClass("PreviewImage", {"images": ("IMAGE", {})}, output_node=True),
-        NodeClass("CheckpointLoaderSimple", {
-            "ckpt_name": (list(checkpoints), {"tooltip": "The name of the checkpoint (model) to load."}),
-        }, return_types=("MODEL", "CLIP", "VAE")),
-        NodeClass("EmptyLatentImage", {
-            "width": ("INT", {"default": 512, "min": 16, "max": 16384, "step": 8}),
-            "height": ("INT", {"default": 512, "min": 16, "max": 16384, "step": 8}),
-            "batch_size": ("INT", {"default": 1, "min": 1, "max": 4096}),
-        }, return_types=("LATENT",)),
-        NodeClass("CLIPTextEncode", {
-            "text": ("STRING", {"multiline": True, "dynamicPrompts": True}),
-            "clip": ("CLIP", {}),
-        }, return_types=("CONDITIONING",)),
-        NodeClass("KSampler", {
-            "model": ("MODEL", {}),
-            "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True}),
-            "steps": ("INT", {"default": 20, "min": 1, "max": 10000}),
-            "cfg": ("FLOAT", {"default": 8.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}),
-            "sampler_name": (list(SAMPLERS), {}),
-            "scheduler": (list(SCHEDULERS), {}),
-            "positive": ("CONDITIONING", {}),
-            "negative": ("CONDITIONING", {}),
-            "latent_image": ("LATENT", {}),
-            "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01}),
-        }, return_types=("LATENT",)),
-        NodeClass("VAEDecode", {"samples": ("LATENT", {}), "vae": ("VAE", {})}, return_types=("IMAGE",)),
-    ]
-    return {c.name: c for c in classes}
+from .nodes import NodeClass
 
 
 def _error(typ: str, message: str, details: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -102,9 +18,10 @@ def _error(typ: str, message: str, details: str, extra: dict[str, Any] | None = 
 
 
 # A KeyError traceback as ComfyUI prints it (recorder-redacted form), for dangling links.
+_OMITTED = "    <source line omitted by recorder>\n"
 _VALIDATION_TB = [
-    '  File "/opt/ComfyUI/execution.py", line 1043, in validate_prompt\n    <source line omitted by recorder>\n',
-    '  File "/opt/ComfyUI/execution.py", line 818, in validate_inputs\n    <source line omitted by recorder>\n',
+    f'  File "/opt/ComfyUI/execution.py", line 1043, in validate_prompt\n{_OMITTED}',
+    f'  File "/opt/ComfyUI/execution.py", line 818, in validate_inputs\n{_OMITTED}',
 ]
 
 
@@ -124,8 +41,12 @@ def _convert(input_type: Any, val: Any) -> Any:
     return val
 
 
-def _validate_node(prompt: dict[str, Any], node_id: str, classes: dict[str, NodeClass],
-                   validated: dict[str, tuple[bool, list[dict[str, Any]]]]) -> bool:
+def _validate_node(
+    prompt: dict[str, Any],
+    node_id: str,
+    classes: dict[str, NodeClass],
+    validated: dict[str, tuple[bool, list[dict[str, Any]]]],
+) -> bool:
     if node_id in validated:
         return validated[node_id][0]
     node = prompt[node_id]
@@ -137,26 +58,41 @@ def _validate_node(prompt: dict[str, Any], node_id: str, classes: dict[str, Node
         input_type, category, extra = cls.input_info(name)
         if name not in inputs:
             if category == "required":
-                errors.append(_error("required_input_missing", "Required input is missing", name,
-                                     {"input_name": name}))
+                errors.append(
+                    _error("required_input_missing", "Required input is missing", name, {"input_name": name})
+                )
             continue
         val = inputs[name]
         info = [input_type, extra]
         if isinstance(val, list):
             if len(val) != 2:
-                errors.append(_error("bad_linked_input",
-                                     "Bad linked input, must be a length-2 list of [node_id, slot_index]",
-                                     name, {"input_name": name, "input_config": info, "received_value": val}))
+                errors.append(
+                    _error(
+                        "bad_linked_input",
+                        "Bad linked input, must be a length-2 list of [node_id, slot_index]",
+                        name,
+                        {"input_name": name, "input_config": info, "received_value": val},
+                    )
+                )
                 continue
             o_id = val[0]
             if o_id not in prompt:
                 raise _LinkError(repr(str(o_id)))
             received = classes[prompt[o_id]["class_type"]].return_types[val[1]]
             if received != input_type and input_type != "*":
-                errors.append(_error(
-                    "return_type_mismatch", "Return type mismatch between linked nodes",
-                    f"{name}, received_type({received}) mismatch input_type({input_type})",
-                    {"input_name": name, "input_config": info, "received_type": received, "linked_node": val}))
+                errors.append(
+                    _error(
+                        "return_type_mismatch",
+                        "Return type mismatch between linked nodes",
+                        f"{name}, received_type({received}) mismatch input_type({input_type})",
+                        {
+                            "input_name": name,
+                            "input_config": info,
+                            "received_type": received,
+                            "linked_node": val,
+                        },
+                    )
+                )
                 continue
             if not _validate_node(prompt, o_id, classes, validated):
                 valid = False
@@ -164,43 +100,85 @@ def _validate_node(prompt: dict[str, Any], node_id: str, classes: dict[str, Node
         try:
             val = _convert(input_type, val)
         except (TypeError, ValueError) as ex:
-            errors.append(_error("invalid_input_type",
-                                 f"Failed to convert an input value to a {input_type} value",
-                                 f"{name}, {val}, {ex}",
-                                 {"input_name": name, "input_config": info, "received_value": val,
-                                  "exception_message": str(ex)}))
+            errors.append(
+                _error(
+                    "invalid_input_type",
+                    f"Failed to convert an input value to a {input_type} value",
+                    f"{name}, {val}, {ex}",
+                    {
+                        "input_name": name,
+                        "input_config": info,
+                        "received_value": val,
+                        "exception_message": str(ex),
+                    },
+                )
+            )
             continue
         if "min" in extra and val < extra["min"]:
-            errors.append(_error("value_smaller_than_min", f"Value {val} smaller than min of {extra['min']}",
-                                 name, {"input_name": name, "input_config": info, "received_value": val}))
+            errors.append(
+                _error(
+                    "value_smaller_than_min",
+                    f"Value {val} smaller than min of {extra['min']}",
+                    name,
+                    {"input_name": name, "input_config": info, "received_value": val},
+                )
+            )
             continue
         if "max" in extra and val > extra["max"]:
-            errors.append(_error("value_bigger_than_max", f"Value {val} bigger than max of {extra['max']}",
-                                 name, {"input_name": name, "input_config": info, "received_value": val}))
+            errors.append(
+                _error(
+                    "value_bigger_than_max",
+                    f"Value {val} bigger than max of {extra['max']}",
+                    name,
+                    {"input_name": name, "input_config": info, "received_value": val},
+                )
+            )
             continue
         if isinstance(input_type, list) and val not in input_type:
             big = len(input_type) > 20
             list_info = f"(list of length {len(input_type)})" if big else str(input_type)
-            errors.append(_error("value_not_in_list", "Value not in list", f"{name}: '{val}' not in {list_info}",
-                                 {"input_name": name, "input_config": None if big else info,
-                                  "received_value": val}))
+            errors.append(
+                _error(
+                    "value_not_in_list",
+                    "Value not in list",
+                    f"{name}: '{val}' not in {list_info}",
+                    {"input_name": name, "input_config": None if big else info, "received_value": val},
+                )
+            )
     ok = valid and not errors
     validated[node_id] = (ok, errors)
     return ok
 
 
-def validate_prompt(prompt: Any, classes: dict[str, NodeClass],
-                    partial: list[str] | None = None) -> tuple[bool, dict[str, Any] | None, list[str], dict]:
+def validate_prompt(
+    prompt: Any, classes: dict[str, NodeClass], partial: list[str] | None = None
+) -> tuple[bool, dict[str, Any] | None, list[str], dict]:
     """Validate a graph; returns ``(ok, error, good_outputs, node_errors)`` like ComfyUI."""
     outputs: list[str] = []
     for node_id in prompt:
         node = prompt[node_id]
         if not isinstance(node, dict) or "class_type" not in node:
-            return False, _error("invalid_prompt", "Cannot execute because a node is missing the class_type "
-                                 "property.", f"Node ID '#{node_id}'"), [], {}
+            return (
+                False,
+                _error(
+                    "invalid_prompt",
+                    "Cannot execute because a node is missing the class_type property.",
+                    f"Node ID '#{node_id}'",
+                ),
+                [],
+                {},
+            )
         if node["class_type"] not in classes:
-            return False, _error("invalid_prompt", f"Cannot execute because node {node['class_type']} does "
-                                 "not exist.", f"Node ID '#{node_id}'"), [], {}
+            return (
+                False,
+                _error(
+                    "invalid_prompt",
+                    f"Cannot execute because node {node['class_type']} does not exist.",
+                    f"Node ID '#{node_id}'",
+                ),
+                [],
+                {},
+            )
         if classes[node["class_type"]].output_node and (partial is None or node_id in partial):
             outputs.append(node_id)
     if not outputs:
@@ -216,8 +194,14 @@ def validate_prompt(prompt: Any, classes: dict[str, NodeClass],
             reasons = validated[out][1]
         except _LinkError as ex:
             ok = False
-            reasons = [_error("exception_during_validation", "Exception when validating node", str(ex),
-                              {"exception_type": "KeyError", "traceback": list(_VALIDATION_TB)})]
+            reasons = [
+                _error(
+                    "exception_during_validation",
+                    "Exception when validating node",
+                    str(ex),
+                    {"exception_type": "KeyError", "traceback": list(_VALIDATION_TB)},
+                )
+            ]
             validated[out] = (False, reasons)
         if ok:
             good.append(out)
@@ -225,13 +209,23 @@ def validate_prompt(prompt: Any, classes: dict[str, NodeClass],
         failed.append((out, reasons))
         for node_id, (node_ok, node_reasons) in validated.items():
             if not node_ok and node_reasons:
-                entry = node_errors.setdefault(node_id, {"errors": node_reasons, "dependent_outputs": [],
-                                                         "class_type": prompt[node_id]["class_type"]})
+                entry = node_errors.setdefault(
+                    node_id,
+                    {
+                        "errors": node_reasons,
+                        "dependent_outputs": [],
+                        "class_type": prompt[node_id]["class_type"],
+                    },
+                )
                 entry["dependent_outputs"].append(out)
     if not good:
         details = "\n".join(f"{e['message']}: {e['details']}" for _, errs in failed for e in errs)
-        return False, _error("prompt_outputs_failed_validation", "Prompt outputs failed validation",
-                             details), [], node_errors
+        return (
+            False,
+            _error("prompt_outputs_failed_validation", "Prompt outputs failed validation", details),
+            [],
+            node_errors,
+        )
     return True, None, good, node_errors
 
 

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-PENDING, IN_PROGRESS, COMPLETED, FAILED, CANCELLED = "pending", "in_progress", "completed", "failed", "cancelled"
+PENDING, IN_PROGRESS, COMPLETED, FAILED, CANCELLED = (
+    "pending",
+    "in_progress",
+    "completed",
+    "failed",
+    "cancelled",
+)
 ALL_STATUSES = [PENDING, IN_PROGRESS, COMPLETED, FAILED]
 PREVIEWABLE = frozenset({"images", "video", "audio"})
 THREE_D = (".obj", ".fbx", ".gltf", ".glb")
@@ -35,8 +41,16 @@ def _meta(extra_data: dict[str, Any]) -> tuple[Any, Any]:
 def queue_job(item: list[Any], status: str) -> dict[str, Any]:
     """Summary of a pending/running queue item (sensitive element already stripped)."""
     create_time, workflow_id = _meta(item[3])
-    return _prune({"id": item[1], "status": status, "priority": item[0], "create_time": create_time,
-                   "outputs_count": 0, "workflow_id": workflow_id})
+    return _prune(
+        {
+            "id": item[1],
+            "status": status,
+            "priority": item[0],
+            "create_time": create_time,
+            "outputs_count": 0,
+            "workflow_id": workflow_id,
+        }
+    )
 
 
 def _previewable(media_type: str, entry: dict[str, Any]) -> bool:
@@ -71,8 +85,9 @@ def outputs_summary(outputs: dict[str, Any]) -> tuple[int, dict[str, Any] | None
     return count, preview or fallback
 
 
-def history_job(prompt_id: str, item: dict[str, Any], full: bool = False,
-                cancelled: bool = False) -> dict[str, Any]:
+def history_job(
+    prompt_id: str, item: dict[str, Any], full: bool = False, cancelled: bool = False
+) -> dict[str, Any]:
     """Summary (or, with ``full``, detail) of a history entry."""
     priority, _, graph, extra_data, _ = item["prompt"]
     create_time, workflow_id = _meta(extra_data)
@@ -94,9 +109,20 @@ def history_job(prompt_id: str, item: dict[str, Any], full: bool = False,
         status = CANCELLED
     outputs = item.get("outputs", {})
     count, preview = outputs_summary(outputs)
-    job = _prune({"id": prompt_id, "status": status, "priority": priority, "create_time": create_time,
-                  "execution_start_time": start, "execution_end_time": end, "execution_error": error,
-                  "outputs_count": count, "preview_output": preview, "workflow_id": workflow_id})
+    job = _prune(
+        {
+            "id": prompt_id,
+            "status": status,
+            "priority": priority,
+            "create_time": create_time,
+            "execution_start_time": start,
+            "execution_end_time": end,
+            "execution_error": error,
+            "outputs_count": count,
+            "preview_output": preview,
+            "workflow_id": workflow_id,
+        }
+    )
     if full:
         job["outputs"] = outputs
         job["execution_status"] = status_info
@@ -134,12 +160,23 @@ def parse_query(query: Any, cancelled: bool = False) -> dict[str, Any]:
             offset = max(0, int(query.get("offset")))
         except (TypeError, ValueError):
             raise JobsError("offset must be an integer") from None
-    return {"status_filter": status_filter, "workflow_id": query.get("workflow_id"), "sort_by": sort_by,
-            "sort_order": sort_order, "limit": limit, "offset": offset}
+    return {
+        "status_filter": status_filter,
+        "workflow_id": query.get("workflow_id"),
+        "sort_by": sort_by,
+        "sort_order": sort_order,
+        "limit": limit,
+        "offset": offset,
+    }
 
 
-def list_jobs(running: list[list[Any]], pending: list[list[Any]], history: dict[str, Any],
-              params: dict[str, Any], cancelled: bool = False) -> dict[str, Any]:
+def list_jobs(
+    running: list[list[Any]],
+    pending: list[list[Any]],
+    history: dict[str, Any],
+    params: dict[str, Any],
+    cancelled: bool = False,
+) -> dict[str, Any]:
     """Build the ``{"jobs", "pagination"}`` body."""
     wanted = params["status_filter"] or ([*ALL_STATUSES, CANCELLED] if cancelled else ALL_STATUSES)
     jobs: list[dict[str, Any]] = []
@@ -155,12 +192,15 @@ def list_jobs(running: list[list[Any]], pending: list[list[Any]], history: dict[
     if params["workflow_id"]:
         jobs = [j for j in jobs if j.get("workflow_id") == params["workflow_id"]]
     if params["sort_by"] == "execution_duration":
+
         def key(j: dict[str, Any]) -> Any:
             start, end = j.get("execution_start_time", 0), j.get("execution_end_time", 0)
             return end - start if end and start else 0
     else:
+
         def key(j: dict[str, Any]) -> Any:
             return j.get("create_time", 0)
+
     jobs.sort(key=key, reverse=params["sort_order"] == "desc")
     total = len(jobs)
     offset, limit = params["offset"], params["limit"]
@@ -168,12 +208,24 @@ def list_jobs(running: list[list[Any]], pending: list[list[Any]], history: dict[
         jobs = jobs[offset:]
     if limit is not None:
         jobs = jobs[:limit]
-    return {"jobs": jobs, "pagination": {"offset": offset, "limit": limit, "total": total,
-                                         "has_more": offset + len(jobs) < total}}
+    return {
+        "jobs": jobs,
+        "pagination": {
+            "offset": offset,
+            "limit": limit,
+            "total": total,
+            "has_more": offset + len(jobs) < total,
+        },
+    }
 
 
-def get_job(job_id: str, running: list[list[Any]], pending: list[list[Any]], history: dict[str, Any],
-            cancelled: bool = False) -> dict[str, Any] | None:
+def get_job(
+    job_id: str,
+    running: list[list[Any]],
+    pending: list[list[Any]],
+    history: dict[str, Any],
+    cancelled: bool = False,
+) -> dict[str, Any] | None:
     """One job: history detail first, then running, then pending; None when unknown."""
     if job_id in history:
         return history_job(job_id, history[job_id], full=True, cancelled=cancelled)

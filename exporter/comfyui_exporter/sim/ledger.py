@@ -63,8 +63,12 @@ class Outcomes:
             self.failures[outcome] = self.failures.get(outcome, 0) + 1
 
     def as_dict(self) -> dict[str, Any]:
-        return {"finished": self.finished, "success": self.success, "interrupted": self.interrupted,
-                "failures": dict(self.failures)}
+        return {
+            "finished": self.finished,
+            "success": self.success,
+            "interrupted": self.interrupted,
+            "failures": dict(self.failures),
+        }
 
 
 @dataclass
@@ -87,8 +91,10 @@ class Stats:
         s.server_seconds += seconds
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: {"count": v.count, "bytes": v.bytes, "server_seconds": round(v.server_seconds, 6)}
-                for k, v in sorted(self.paths.items())}
+        return {
+            k: {"count": v.count, "bytes": v.bytes, "server_seconds": round(v.server_seconds, 6)}
+            for k, v in sorted(self.paths.items())
+        }
 
     def clear(self) -> None:
         self.paths.clear()
@@ -122,5 +128,10 @@ class Faults:
         return None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"delay_ms": dict(self.delay_ms), "status": dict(self.status), "malformed": dict(self.malformed),
-                "oversize_bytes": dict(self.oversize_bytes), "drop_websockets": self.drop_websockets}
+        return {
+            "delay_ms": dict(self.delay_ms),
+            "status": dict(self.status),
+            "malformed": dict(self.malformed),
+            "oversize_bytes": dict(self.oversize_bytes),
+            "drop_websockets": self.drop_websockets,
+        }

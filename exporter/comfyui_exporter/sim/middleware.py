@@ -35,8 +35,9 @@ def _malformed(resp: web.StreamResponse) -> web.Response:
     cut = body[: max(1, len(body) // 2)]
     if cut == body:
         cut = b'{"'
-    return web.Response(status=resp.status, body=cut + b"\x00<!-- truncated", content_type="application/json",
-                        charset="utf-8")
+    return web.Response(
+        status=resp.status, body=cut + b"\x00<!-- truncated", content_type="application/json", charset="utf-8"
+    )
 
 
 def _oversize(resp: web.StreamResponse, size: int) -> web.Response:
@@ -65,8 +66,9 @@ def sim_middleware(sim: SimServer) -> Callable[[web.Request, Handler], Awaitable
         try:
             code = faults.lookup("status", path)
             if code:
-                resp: web.StreamResponse = web.Response(status=int(code), text=f"{int(code)} simulated fault",
-                                                        content_type="text/plain")
+                resp: web.StreamResponse = web.Response(
+                    status=int(code), text=f"{int(code)} simulated fault", content_type="text/plain"
+                )
             else:
                 resp = await handler(request)
                 if faults.lookup("malformed", path):

@@ -61,8 +61,9 @@ class PromptQueue:
         self._on_change()
         return item, task_id
 
-    def task_done(self, task_id: int, outputs: dict[str, Any], meta: dict[str, Any],
-                  status: dict[str, Any] | None) -> None:
+    def task_done(
+        self, task_id: int, outputs: dict[str, Any], meta: dict[str, Any], status: dict[str, Any] | None
+    ) -> None:
         """Move a finished item into history (evicting the oldest first when over the cap)."""
         item = self.running.pop(task_id)
         if len(self.history) > MAXIMUM_HISTORY_SIZE:
@@ -99,8 +100,9 @@ class PromptQueue:
         return False
 
     # -- history ----------------------------------------------------------------------------------
-    def get_history(self, prompt_id: str | None = None, max_items: int | None = None,
-                    offset: int = -1) -> dict[str, Any]:
+    def get_history(
+        self, prompt_id: str | None = None, max_items: int | None = None, offset: int = -1
+    ) -> dict[str, Any]:
         """ComfyUI's ``get_history``: newest ``max_items`` by default, ``offset`` counted from the oldest."""
         if prompt_id is not None:
             if prompt_id in self.history:

@@ -20,9 +20,10 @@ from typing import Any
 from aiohttp import web
 
 from .executor import Executor
-from .graphs import build_node_classes, validate_prompt
+from .graphs import validate_prompt
 from .hub import Hub
 from .ledger import Faults, Outcomes, Stats
+from .nodes import build_node_classes
 from .queue import PromptQueue
 from .sysinfo import DeviceOptions
 
@@ -56,9 +57,12 @@ class Instance:
         self.hub = Hub()
         self.queue = PromptQueue(on_change=self._queue_updated)
         self.classes = build_node_classes(opts.checkpoints)
-        self.executor = Executor(self.queue, self.hub, self.classes, self._finished, opts.step_seconds)
+        self.executor = Executor(
+            self.queue, self.hub, self.classes, self._finished, opts.step_seconds, log=self.log
+        )
         self.outcomes = outcomes
         self.logs: list[dict[str, str]] = []
+        self._log_size_sent: set[str] = set()
 
     async def start(self) -> None:
         self.hub.start()
@@ -88,7 +92,10 @@ class Instance:
         if len(self.logs) > LOG_RING:
             del self.logs[: len(self.logs) - LOG_RING]
         for sid in list(self.hub.log_subscribers):
-            self.hub.send_sync("logs", {"entries": [entry], "size": None}, sid)
+            # the terminal size is only sent when it "changed", i.e. with a subscriber's first entry
+            size = None if sid in self._log_size_sent else {"cols": 80, "rows": 24}
+            self._log_size_sent.add(sid)
+            self.hub.send_sync("logs", {"entries": [entry], "size": size}, sid)
 
     # -- POST /prompt ---------------------------------------------------------------------------
     def submit(self, body: Any) -> tuple[int, dict[str, Any]]:
@@ -100,15 +107,20 @@ class Instance:
             front = isinstance(body, dict) and "front" in body and bool(body["front"])
             number = self.queue.next_number(front)
         if not isinstance(body, dict) or "prompt" not in body:
-            error = {"type": "no_prompt", "message": "No prompt provided", "details": "No prompt provided",
-                     "extra_info": {}}
+            error = {
+                "type": "no_prompt",
+                "message": "No prompt provided",
+                "details": "No prompt provided",
+                "extra_info": {},
+            }
             return 400, {"error": error, "node_errors": {}}
         prompt = body["prompt"]
         if not isinstance(prompt, dict):
             raise TypeError("prompt must be an object")  # ComfyUI crashes here too -> HTTP 500
         prompt_id = str(body.get("prompt_id", uuid.uuid4()))
-        ok, error, outputs, node_errors = validate_prompt(prompt, self.classes,
-                                                          body.get("partial_execution_targets"))
+        ok, error, outputs, node_errors = validate_prompt(
+            prompt, self.classes, body.get("partial_execution_targets")
+        )
         extra_data = body.get("extra_data", {})
         if not isinstance(extra_data, dict):
             extra_data = {}
@@ -156,7 +168,7 @@ class SimServer:
         site = web.TCPSite(self._runner, self.opts.host, self.opts.port, reuse_address=True)
         await site.start()
         if self.opts.port == 0:  # resolve an ephemeral port once, keep it for restarts
-            server = site._server  # noqa: SLF001 - aiohttp has no public accessor
+            server = site._server
             if server is not None and server.sockets:
                 self.opts.port = server.sockets[0].getsockname()[1]
 

@@ -87,7 +87,7 @@ def build_app(sim: SimServer) -> web.Application:
     async def post_queue(request: web.Request) -> web.Response:
         body = await request.json()
         q = inst().queue
-        if "clear" in body and body["clear"]:
+        if body.get("clear"):
             q.wipe_queue()
         for prompt_id in body.get("delete", []) if "delete" in body else []:
             q.delete_queue_item(lambda item, pid=prompt_id: item[1] == pid)
@@ -136,7 +136,7 @@ def build_app(sim: SimServer) -> web.Application:
     async def post_history(request: web.Request) -> web.Response:
         body = await request.json()
         q = inst().queue
-        if "clear" in body and body["clear"]:
+        if body.get("clear"):
             q.wipe_history()
         for prompt_id in body.get("delete", []) if "delete" in body else []:
             q.delete_history_item(prompt_id)
@@ -166,6 +166,7 @@ def build_app(sim: SimServer) -> web.Application:
         return web.json_response({"entries": list(inst().logs), "size": {"cols": 80, "rows": 24}})
 
     if not sim.opts.no_jobs_api:
+
         @routes.get("/api/jobs")
         async def get_jobs(request: web.Request) -> web.Response:
             cancelled = sim.opts.jobs_cancelled
@@ -181,8 +182,9 @@ def build_app(sim: SimServer) -> web.Application:
         async def get_job(request: web.Request) -> web.Response:
             q = inst().queue
             running, pending = q.current_queue()
-            job = jobs_api.get_job(request.match_info["job_id"], running, pending, q.history,
-                                   sim.opts.jobs_cancelled)
+            job = jobs_api.get_job(
+                request.match_info["job_id"], running, pending, q.history, sim.opts.jobs_cancelled
+            )
             if job is None:
                 return web.json_response({"error": "Job not found"}, status=404)
             return web.json_response(job)
@@ -199,10 +201,17 @@ def build_app(sim: SimServer) -> web.Application:
 def _node_info(cls: Any) -> dict[str, Any]:
     """A reduced ``/object_info`` entry (enough for clients that list node classes)."""
     return {
-        "input": {"required": {k: list(v) for k, v in cls.required.items()},
-                  "optional": {k: list(v) for k, v in cls.optional.items()}},
-        "output": list(cls.return_types), "output_is_list": [False] * len(cls.return_types),
-        "output_name": list(cls.return_types), "name": cls.name, "display_name": cls.name,
-        "description": "", "python_module": "nodes", "category": "sim",
+        "input": {
+            "required": {k: list(v) for k, v in cls.required.items()},
+            "optional": {k: list(v) for k, v in cls.optional.items()},
+        },
+        "output": list(cls.return_types),
+        "output_is_list": [False] * len(cls.return_types),
+        "output_name": list(cls.return_types),
+        "name": cls.name,
+        "display_name": cls.name,
+        "description": "",
+        "python_module": "nodes",
+        "category": "sim",
         "output_node": cls.output_node,
     }

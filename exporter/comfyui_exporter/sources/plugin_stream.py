@@ -237,7 +237,8 @@ def _trip(ev: Mapping[str, Any], seq: int, ts: float) -> VramGuardTrip:
         raise Malformed(f"action={action!r} outcome={outcome!r}")
     after = _num(ev, "free_after_bytes", optional=True, minimum=0)
     return VramGuardTrip(
-        seq=seq, ts=ts, prompt_id=_str(ev, "prompt_id", optional=True), node_id=_str(ev, "node_id", optional=True),
+        seq=seq, ts=ts, prompt_id=_str(ev, "prompt_id", optional=True),
+        node_id=_str(ev, "node_id", optional=True),
         action=action, free_bytes=int(_num(ev, "free_bytes", minimum=0)),
         required_bytes=int(_num(ev, "required_bytes", minimum=0)), outcome=outcome,
         free_after_bytes=int(after) if after is not None else None,
@@ -363,7 +364,8 @@ def _head(payload: Any) -> tuple[str, int]:
     if not isinstance(payload, Mapping) or not isinstance(payload.get("events"), list):
         raise Malformed("payload without an events list")
     boot, newest = payload.get("boot_id"), payload.get("seq")
-    if not isinstance(boot, str) or not boot or event_seq({"seq": newest}) is None and newest != 0:
+    if not (isinstance(boot, str) and boot and isinstance(newest, int) and not isinstance(newest, bool)
+            and newest >= 0):
         raise Malformed(f"boot_id={boot!r} seq={newest!r}")
     return boot, newest
 
@@ -377,65 +379,70 @@ class PluginStreamClient:
                  session: requests.Session | None = None) -> None:
         self.url = base_url.rstrip("/") + EVENTS_PATH
         self.wait, self.timeout, self.limit = wait, timeout, limit
-        self.backoff, self.backoff_max, self.absent_retry, self.replay = backoff, backoff_max, absent_retry, replay
+        self.backoff, self.backoff_max = backoff, backoff_max
+        self.absent_retry, self.replay = absent_retry, replay
         self.cursor = StreamCursor()
-        self.connected = False
+        self.state = PluginConnection(False, "not yet contacted")
         self._session = session or requests.Session()
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    @property
+    def connected(self) -> bool:
+        return self.state.connected
 
     @property
     def malformed_total(self) -> int:
         return self.cursor.stats.malformed
 
-    def _get(self, params: dict[str, Any], wait: float) -> requests.Response:
-        return self._session.get(self.url, params={**params, "wait": wait, "limit": self.limit},
-                                 headers=self._headers, timeout=(self.timeout, wait + self.timeout))
-
-    def probe(self) -> PluginConnection:
-        """One GET: is the plugin there? On success the cursor starts at the newest event."""
-        resp = self._get({"after": 0, "limit": 0}, 0)
-        if resp.status_code != 200:
-            return _refused(resp)
-        self.cursor.start(resp.json(), replay=self.replay)
-        return PluginConnection(True, "connected")
-
-    def poll_once(self) -> list[Record] | PluginConnection:
-        """One long-poll; records, or the PluginConnection(False, ...) that explains a refusal."""
-        resp = self._get(self.cursor.params(), self.wait)
-        if resp.status_code != 200:
-            return _refused(resp)
-        return self.cursor.advance(resp.json())
+    def step(self) -> list[Record]:
+        """One request. Before first contact it is the probe (404 = plugin absent) and starts the
+        cursor; afterwards a long-poll from the cursor. Returns the records, preceded by a
+        PluginConnection whenever the connection state changed. Never raises for I/O or bad data.
+        """
+        records: list[Record] = []
+        first = self.cursor.boot_id is None
+        try:
+            params = {"after": 0, "wait": 0, "limit": 0} if first else {
+                **self.cursor.params(), "wait": self.wait, "limit": self.limit}
+            resp = self._session.get(self.url, params=params, headers=self._headers,
+                                     timeout=(self.timeout, params["wait"] + self.timeout))
+            if resp.status_code != 200:
+                state = _refused(resp)
+            else:
+                if first:
+                    self.cursor.start(resp.json(), replay=self.replay)
+                else:
+                    records = self.cursor.advance(resp.json())
+                state = PluginConnection(True, "connected")
+        except ValueError as exc:  # JSON decoding and Malformed (requests' JSON error is one too)
+            state = PluginConnection(False, f"bad response: {type(exc).__name__}")
+        except requests.RequestException as exc:
+            state = PluginConnection(False, f"unreachable: {type(exc).__name__}")
+        if state != self.state:
+            self.state = state
+            return [state, *records]
+        return records
 
     def run(self, stop_event: threading.Event, on_event: Callable[[Record], None]) -> None:
-        """Detects, follows, reconnects with backoff until ``stop_event`` is set; never raises.
+        """Detects, follows and reconnects (exponential backoff) until ``stop_event`` is set.
 
+        After a lost connection it resumes from the cursor, so nothing is skipped silently: the
+        plugin answers with the missed events, a StreamGap, or a StreamReset if ComfyUI restarted.
         Stop latency is at most ``wait + timeout`` seconds (a parked long-poll is not aborted).
         """
         delay = self.backoff
         while not stop_event.is_set():
-            try:
-                result = self.poll_once() if self.connected else self.probe()
-            except (requests.RequestException, ValueError, Malformed) as exc:
-                result = PluginConnection(False, f"{'bad response' if isinstance(exc, ValueError) else 'unreachable'}"
-                                                 f": {type(exc).__name__}")
-            if isinstance(result, PluginConnection):
-                if result.connected != self.connected or not result.connected and delay == self.backoff:
-                    self._deliver(on_event, [result])
-                self.connected = result.connected
-                if not result.connected:
-                    pause = self.absent_retry if result.detail in ("absent", "unauthorized") else delay
-                    delay = min(delay * 2, self.backoff_max)
-                    stop_event.wait(pause)
+            for record in self.step():
+                try:
+                    on_event(record)
+                except Exception:  # the consumer's bug must not kill the stream
+                    log.exception("plugin stream consumer failed on %r", record)
+            if self.connected:
+                delay = self.backoff
                 continue
-            delay = self.backoff
-            self._deliver(on_event, result)
-
-    def _deliver(self, on_event: Callable[[Record], None], records: list[Any]) -> None:
-        for record in records:
-            try:
-                on_event(record)
-            except Exception:  # the consumer's bug must not kill the stream
-                log.exception("plugin stream consumer failed on %r", record)
+            absent = self.state.detail in ("absent", "unauthorized")
+            stop_event.wait(self.absent_retry if absent else delay)
+            delay = min(delay * 2, self.backoff_max)
 
     def close(self) -> None:
         self._session.close()
