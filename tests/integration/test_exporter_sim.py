@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from comfyui_exporter.sim.testing import running_sim
+
 from tests.support.stack import running_exporter, wait_until
 
 ERROR_TYPES = ("oom", "cuda_error", "model_not_found", "model_load_error", "node_exception")
@@ -19,11 +19,15 @@ FAST = ("--poll-interval", "1", "--system-stats-interval", "1")
 
 def counters(exporter, name: str) -> dict[str, float]:
     samples = exporter.samples()
-    return {
-        dict(labels)["error_type"]: value
-        for (sample, labels), value in samples.items()
-        if sample == "comfyui_prompt_failures_total"
-    } if name == "failures" else {}
+    return (
+        {
+            dict(labels)["error_type"]: value
+            for (sample, labels), value in samples.items()
+            if sample == "comfyui_prompt_failures_total"
+        }
+        if name == "failures"
+        else {}
+    )
 
 
 def assert_matches_truth(exporter, sim, instance: str = "sim", timeout: float = 10.0) -> None:
@@ -52,12 +56,21 @@ def test_every_outcome_counted_once_with_and_without_client_id(sim) -> None:
         wait_until(lambda: exporter.value("comfyui_up", comfyui="sim") == 1, what="up")
         before = exporter.samples()
         assert all(
-            before[("comfyui_prompt_failures_total", frozenset({("comfyui", "sim"), ("error_type", et)}))] == 0
+            before[("comfyui_prompt_failures_total", frozenset({("comfyui", "sim"), ("error_type", et)}))]
+            == 0
             for et in ERROR_TYPES
         )
         for client_id in (None, "someone-else-1234"):
-            for outcome in ("success", "oom", "cuda_error", "file_not_found", "model_load_error",
-                            "runtime_error", "value_error", "blocked"):
+            for outcome in (
+                "success",
+                "oom",
+                "cuda_error",
+                "file_not_found",
+                "model_load_error",
+                "runtime_error",
+                "value_error",
+                "blocked",
+            ):
                 sim.enqueue(outcome=outcome, client_id=client_id)
             sim.enqueue(outcome="interrupt", client_id=client_id, seconds=0.3)
         assert_matches_truth(exporter, sim)
@@ -86,7 +99,8 @@ def test_running_age_grows_and_progress_age_only_with_progress(sim) -> None:
         wait_until(lambda: exporter.value("comfyui_running_prompt_age_seconds", comfyui="sim") == 0, 8)
         sim.enqueue(outcome="success", seconds=3.0, progress_steps=30)  # no client_id: progress is broadcast
         wait_until(
-            lambda: exporter.value("comfyui_running_prompt_progress_age_seconds", comfyui="sim") is not None, 5
+            lambda: exporter.value("comfyui_running_prompt_progress_age_seconds", comfyui="sim") is not None,
+            5,
         )
         assert exporter.value("comfyui_running_prompt_progress_age_seconds", comfyui="sim") < 1.0
 
@@ -106,7 +120,10 @@ def test_queue_shows_pending_and_oldest_age(sim) -> None:
 
 
 def test_server_without_jobs_api_uses_queue_endpoint() -> None:
-    with running_sim(no_jobs_api=True) as sim, running_exporter("--comfyui-url", f"old={sim.url}", *FAST) as exporter:
+    with (
+        running_sim(no_jobs_api=True) as sim,
+        running_exporter("--comfyui-url", f"old={sim.url}", *FAST) as exporter,
+    ):
         wait_until(lambda: exporter.value("comfyui_up", comfyui="old") == 1, what="up")
         sim.enqueue(outcome="success", seconds=2.0, count=2)
         wait_until(lambda: exporter.value("comfyui_queue_prompts", comfyui="old", state="pending") == 1, 5)
@@ -125,7 +142,9 @@ def test_exporter_restart_with_full_history_counts_nothing_old(sim) -> None:
         assert exporter.value("comfyui_prompts_finished_total", comfyui="sim") == 0
         assert exporter.value("comfyui_prompt_failures_total", comfyui="sim", error_type="oom") == 0
         sim.enqueue(outcome="oom")
-        wait_until(lambda: exporter.value("comfyui_prompt_failures_total", comfyui="sim", error_type="oom") == 1, 5)
+        wait_until(
+            lambda: exporter.value("comfyui_prompt_failures_total", comfyui="sim", error_type="oom") == 1, 5
+        )
         assert exporter.value("comfyui_prompts_finished_total", comfyui="sim") == 1
 
 

@@ -25,7 +25,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05, what: str = "") -> object:
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05, what: str = ""
+) -> object:
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -33,14 +35,16 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval:
             result = predicate()
             if result:
                 return result
-        except Exception as exc:  # noqa: BLE001 - retried until the deadline
+        except Exception as exc:
             last_error = exc
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}: {last_error}")
 
 
 class ExporterProcess:
-    def __init__(self, args: Sequence[str], port: int | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, args: Sequence[str], port: int | None = None, env: dict[str, str] | None = None
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.args = list(args)
@@ -56,7 +60,11 @@ class ExporterProcess:
             stderr=subprocess.STDOUT,
             env=env,
         )
-        wait_until(lambda: requests.get(self.url + "/-/ready", timeout=1).status_code == 200, 15, what="exporter ready")
+        wait_until(
+            lambda: requests.get(self.url + "/-/ready", timeout=1).status_code == 200,
+            15,
+            what="exporter ready",
+        )
         return self
 
     def stop(self, sig: int = signal.SIGTERM) -> float:

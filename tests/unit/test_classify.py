@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
 from comfyui_exporter.classify import classify
 from comfyui_exporter.events import ErrorType
+
 from tests.support.recordings import case_names, history_items
 
 # What the contract says each recorded exception must be.
@@ -44,7 +44,11 @@ SYNTHETIC = [
     ("torch.cuda.OutOfMemoryError", "whatever", ErrorType.OOM),
     ("RuntimeError", "HIP out of memory. Tried to allocate 1.5 GiB", ErrorType.OOM),
     ("RuntimeError", "MPS backend out of memory (MPS allocated: 17.00 GB)", ErrorType.OOM),
-    ("RuntimeError", "CUDA error: out of memory\nCUDA kernel errors might be asynchronously reported", ErrorType.OOM),
+    (
+        "RuntimeError",
+        "CUDA error: out of memory\nCUDA kernel errors might be asynchronously reported",
+        ErrorType.OOM,
+    ),
     ("MemoryError", "", ErrorType.OOM),
     ("RuntimeError", "Allocation on device 0 would exceed allowed memory. (out of memory)", ErrorType.OOM),
     ("RuntimeError", "CUDA error: an illegal memory access was encountered", ErrorType.CUDA_ERROR),
@@ -52,14 +56,42 @@ SYNTHETIC = [
     ("RuntimeError", "cuDNN error: CUDNN_STATUS_EXECUTION_FAILED", ErrorType.CUDA_ERROR),
     ("RuntimeError", "CUBLAS_STATUS_EXECUTION_FAILED when calling cublasGemmEx", ErrorType.CUDA_ERROR),
     ("torch.AcceleratorError", "CUDA error: unspecified launch failure", ErrorType.CUDA_ERROR),
-    ("RuntimeError", "CUDA error: no kernel image is available for execution on the device", ErrorType.CUDA_ERROR),
-    ("FileNotFoundError", "[Errno 2] No such file or directory: 'models/loras/x.safetensors'", ErrorType.MODEL_NOT_FOUND),
-    ("Exception", "Model in folder 'checkpoints' with filename 'x.ckpt' not found.", ErrorType.MODEL_NOT_FOUND),
-    ("RuntimeError", "Error(s) in loading state_dict for UNet:\n\tsize mismatch for in.weight", ErrorType.MODEL_LOAD_ERROR),
-    ("safetensors_rust.SafetensorError", "Error while deserializing header: HeaderTooLarge", ErrorType.MODEL_LOAD_ERROR),
+    (
+        "RuntimeError",
+        "CUDA error: no kernel image is available for execution on the device",
+        ErrorType.CUDA_ERROR,
+    ),
+    (
+        "FileNotFoundError",
+        "[Errno 2] No such file or directory: 'models/loras/x.safetensors'",
+        ErrorType.MODEL_NOT_FOUND,
+    ),
+    (
+        "Exception",
+        "Model in folder 'checkpoints' with filename 'x.ckpt' not found.",
+        ErrorType.MODEL_NOT_FOUND,
+    ),
+    (
+        "RuntimeError",
+        "Error(s) in loading state_dict for UNet:\n\tsize mismatch for in.weight",
+        ErrorType.MODEL_LOAD_ERROR,
+    ),
+    (
+        "safetensors_rust.SafetensorError",
+        "Error while deserializing header: HeaderTooLarge",
+        ErrorType.MODEL_LOAD_ERROR,
+    ),
     ("_pickle.UnpicklingError", "invalid load key, '<'.", ErrorType.MODEL_LOAD_ERROR),
-    ("RuntimeError", "ERROR: Could not detect model type of: /models/checkpoints/x.safetensors", ErrorType.MODEL_LOAD_ERROR),
-    ("RuntimeError", "PytorchStreamReader failed reading zip archive: failed finding central directory", ErrorType.MODEL_LOAD_ERROR),
+    (
+        "RuntimeError",
+        "ERROR: Could not detect model type of: /models/checkpoints/x.safetensors",
+        ErrorType.MODEL_LOAD_ERROR,
+    ),
+    (
+        "RuntimeError",
+        "PytorchStreamReader failed reading zip archive: failed finding central directory",
+        ErrorType.MODEL_LOAD_ERROR,
+    ),
     ("ValueError", "fault injection: invalid value", ErrorType.NODE_EXCEPTION),
     ("KeyError", "'model'", ErrorType.NODE_EXCEPTION),
     (None, None, ErrorType.NODE_EXCEPTION),

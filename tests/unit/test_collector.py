@@ -6,10 +6,6 @@ import re
 import subprocess
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
-from prometheus_client.parser import text_string_to_metric_families
-
 from comfyui_exporter.collector import ComfyUICollector, Instance
 from comfyui_exporter.events import (
     DeviceStats,
@@ -24,6 +20,9 @@ from comfyui_exporter.events import (
     SystemStats,
 )
 from comfyui_exporter.state import InstanceState
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.parser import text_string_to_metric_families
 from tests.support.binaries import require_binary
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -32,13 +31,27 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 def populated_registry(now: float = 1000.0) -> CollectorRegistry:
     instance = Instance(InstanceState("gpu0"))
     for event in (
-        SystemStats(1.0, "0.8.0", "3.11.7", "2.13.0", ("main.py",),
-                    (DeviceStats("cuda:0 NVIDIA H200 : cudaMallocAsync", "cuda", 0, 100, 40, 30, 10),)),
+        SystemStats(
+            1.0,
+            "0.8.0",
+            "3.11.7",
+            "2.13.0",
+            ("main.py",),
+            (DeviceStats("cuda:0 NVIDIA H200 : cudaMallocAsync", "cuda", 0, 100, 40, 30, 10),),
+        ),
         RequestObserved(1.0, "history", 0.002, True),
         QueueSnapshot(990.0, running=(QueueJob("r", 980.0),), pending=(QueueJob("p", 970.0),)),
         ProgressSeen(995.0, "r"),
-        PromptFinished(999.0, "f", Outcome.ERROR, 990.0, 999.0, 989.0, 1,
-                       FailureDetail("4", "KSampler", "torch.OutOfMemoryError", "CUDA out of memory", ErrorType.OOM)),
+        PromptFinished(
+            999.0,
+            "f",
+            Outcome.ERROR,
+            990.0,
+            999.0,
+            989.0,
+            1,
+            FailureDetail("4", "KSampler", "torch.OutOfMemoryError", "CUDA out of memory", ErrorType.OOM),
+        ),
         PromptFinished(999.0, "s", Outcome.SUCCESS, 990.0, 995.0, 989.0, 2),
     ):
         instance.apply(event)
@@ -68,7 +81,10 @@ def test_values_render_from_state() -> None:
     device = (("comfyui", "gpu0"), ("device", "cuda:0 NVIDIA H200 : cudaMallocAsync"))
     assert got[("comfyui_device_vram_free_bytes", device)] == 40
     assert got[("comfyui_up", (("comfyui", "gpu0"),))] == 1
-    key = ("comfyui_prompt_execution_seconds_bucket", (("comfyui", "gpu0"), ("le", "10.0"), ("outcome", "error")))
+    key = (
+        "comfyui_prompt_execution_seconds_bucket",
+        (("comfyui", "gpu0"), ("le", "10.0"), ("outcome", "error")),
+    )
     assert got[key] == 1
 
 
@@ -81,7 +97,9 @@ def readme_contract() -> dict[str, tuple[str, set[str]]]:
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) < 3 or not cells[0].startswith("`comfyui_"):
             continue
-        labels = {label.split("=")[0] for label in re.findall(r"[a-z_]+(?:=[^,]+)?", cells[2].replace("`", ""))}
+        labels = {
+            label.split("=")[0] for label in re.findall(r"[a-z_]+(?:=[^,]+)?", cells[2].replace("`", ""))
+        }
         for name in re.findall(r"`([a-z_]+)`", cells[0]):
             out[name] = (cells[1].split()[0], labels - {"none"})
     return out
@@ -102,23 +120,38 @@ def exported_contract() -> dict[str, tuple[str, set[str]]]:
 def test_readme_metrics_table_equals_what_is_exported() -> None:
     documented = readme_contract()
     exported = exported_contract()
-    core = {n: v for n, v in documented.items() if not n.startswith(("comfyui_gpu_", "comfyui_exporter_nvml",
-                                                                     "comfyui_device_gpu", "comfyui_exporter_gpu",
-                                                                     "comfyui_prompt_rejections", "comfyui_node_execution",
-                                                                     "comfyui_plugin", "comfyui_vram_guard"))}
+    core = {
+        n: v
+        for n, v in documented.items()
+        if not n.startswith(
+            (
+                "comfyui_gpu_",
+                "comfyui_exporter_nvml",
+                "comfyui_device_gpu",
+                "comfyui_exporter_gpu",
+                "comfyui_prompt_rejections",
+                "comfyui_node_execution",
+                "comfyui_plugin",
+                "comfyui_vram_guard",
+            )
+        )
+    }
     assert core == exported
 
 
 def test_openmetrics_exposition_is_available() -> None:
     text = generate_openmetrics(populated_registry()).decode()
     assert text.endswith("# EOF\n")
-    assert "comfyui_prompt_failures_total{comfyui=\"gpu0\",error_type=\"oom\"} 1.0" in text
+    assert 'comfyui_prompt_failures_total{comfyui="gpu0",error_type="oom"} 1.0' in text
 
 
 def test_promtool_check_metrics_finds_nothing(tmp_path: Path) -> None:
     promtool = require_binary("promtool")
     result = subprocess.run(
-        [promtool, "check", "metrics"], input=generate_latest(populated_registry()),
-        capture_output=True, timeout=30, check=False,
+        [promtool, "check", "metrics"],
+        input=generate_latest(populated_registry()),
+        capture_output=True,
+        timeout=30,
+        check=False,
     )
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()

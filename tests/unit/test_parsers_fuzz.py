@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from comfyui_exporter.parsers import (
     MalformedError,
@@ -18,35 +16,54 @@ from comfyui_exporter.parsers import (
     parse_system_stats,
     parse_ws_text,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from tests.support.recordings import history_items
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=20,
 )
 # Shapes close to the real ones reach deeper branches than arbitrary JSON does.
 messages = st.lists(
     st.tuples(
-        st.sampled_from(["execution_start", "execution_cached", "execution_success", "execution_error",
-                         "execution_interrupted", "other"]),
-        st.dictionaries(st.sampled_from(["timestamp", "nodes", "exception_type", "exception_message",
-                                         "node_type", "node_id"]), json_values, max_size=4),
+        st.sampled_from(
+            [
+                "execution_start",
+                "execution_cached",
+                "execution_success",
+                "execution_error",
+                "execution_interrupted",
+                "other",
+            ]
+        ),
+        st.dictionaries(
+            st.sampled_from(
+                ["timestamp", "nodes", "exception_type", "exception_message", "node_type", "node_id"]
+            ),
+            json_values,
+            max_size=4,
+        ),
     ).map(list),
     max_size=4,
 )
 history_like = st.fixed_dictionaries(
-    {"status": st.fixed_dictionaries({"status_str": st.sampled_from(["success", "error", "x", None]),
-                                      "messages": messages}),
-     "prompt": st.lists(json_values, max_size=5)}
+    {
+        "status": st.fixed_dictionaries(
+            {"status_str": st.sampled_from(["success", "error", "x", None]), "messages": messages}
+        ),
+        "prompt": st.lists(json_values, max_size=5),
+    }
 )
 
 
 def _ok_or_malformed(fn, *args) -> None:  # type: ignore[no-untyped-def]
-    try:
+    with contextlib.suppress(MalformedError):
         fn(*args)
-    except MalformedError:
-        pass
 
 
 @settings(max_examples=300, deadline=None)
@@ -64,10 +81,16 @@ def test_history_item_parser_never_crashes(item: dict) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(st.text(max_size=200), st.binary(max_size=50),
-                 json_values.map(json.dumps),
-                 st.fixed_dictionaries({"type": st.sampled_from(["status", "progress", "progress_state"]),
-                                        "data": json_values}).map(json.dumps)))
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.binary(max_size=50),
+        json_values.map(json.dumps),
+        st.fixed_dictionaries(
+            {"type": st.sampled_from(["status", "progress", "progress_state"]), "data": json_values}
+        ).map(json.dumps),
+    )
+)
 def test_websocket_parser_never_crashes(frame: str | bytes) -> None:
     _ok_or_malformed(parse_ws_text, frame, 0.0)
 
