@@ -128,4 +128,6 @@ def _end_ms(item: dict[str, Any]) -> float | None:
         timestamp = item["status"]["messages"][-1][1]["timestamp"]
     except (KeyError, IndexError, TypeError):
         return None
-    return float(timestamp) if isinstance(timestamp, int | float) and not isinstance(timestamp, bool) else None
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int | float):
+        return None
+    return float(timestamp)

@@ -333,13 +333,15 @@ def test_drawn_thresholds_match_alert_rules(key: str) -> None:
     _need(RULES_DIR, "alert thresholds")
     spec = GEN.THRESHOLDS[key]
     rules = _rule_exprs()
-    # recording rules are followed one level: an alert on comfyui:x uses the metric through its record
     records = {name: expr for name, expr in rules if name and ":" in name}
-    related = []
-    for name, expr in rules:
-        expanded = expr + " " + " ".join(e for rec, e in records.items() if rec in expr)
-        if spec["metric"] in expanded:
-            related.append((name, expr))
+
+    def expand(expr: str, depth: int = 0) -> str:
+        # recording rules used by an alert are followed down to the raw metrics
+        used = [e for rec, e in records.items() if re.search(rf"(?<![\w:]){re.escape(rec)}(?![\w:])", expr)]
+        return expr + " " + " ".join(expand(e, depth + 1) for e in used) if used and depth < 5 else expr
+
+    related = [(name, expr) for name, expr in rules
+               if name and ":" not in name and spec["metric"] in expand(expr)]
     assert related, f"no rule uses {spec['metric']}; drop the threshold or add the rule"
     numbers = set().union(*(_numbers(e) for _, e in related))
     value = float(spec["value"])

@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from comfyui_exporter.sim.testing import running_sim
 
+from comfyui_exporter.sim.testing import running_sim
 from tests.support.stack import running_exporter, wait_until
 
 ERROR_TYPES = ("oom", "cuda_error", "model_not_found", "model_load_error", "node_exception")

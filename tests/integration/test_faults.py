@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from comfyui_exporter.sim.testing import running_sim
 
+from comfyui_exporter.sim.testing import running_sim
 from tests.integration.test_exporter_sim import FAST, assert_matches_truth
 from tests.support.stack import running_exporter, wait_until
 

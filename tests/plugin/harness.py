@@ -10,6 +10,7 @@ PromptServer on an event loop, load custom nodes (the plugin, from ``custom_node
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import sys
 import threading
@@ -102,7 +103,7 @@ class ComfyWorld:
     def stop(self) -> None:
         self._stop.set()
         self._worker.join(5)
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop).result(5)
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop).result(5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._loop_thread.join(5)
         self.standin.unload()
@@ -110,6 +111,12 @@ class ComfyWorld:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    async def _shutdown(self) -> None:
+        self._publisher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._publisher
+        await self._runner.cleanup()
 
     def _serve(self, ready: threading.Event) -> None:
         self.loop = loop = asyncio.new_event_loop()
@@ -122,7 +129,7 @@ class ComfyWorld:
         site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         loop.run_until_complete(site.start())
         self.port = site._server.sockets[0].getsockname()[1]
-        loop.create_task(self.server.publish_loop())
+        self._publisher = loop.create_task(self.server.publish_loop())
         ready.set()
         loop.run_forever()
         loop.close()
@@ -187,5 +194,6 @@ def guard_graph(threshold_mb: int, action: str) -> dict[str, Any]:
         "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},
         "2": {"class_type": "ComfyUIExporterVRAMGuard",
               "inputs": {"value": ["1", 0], "threshold_mb": threshold_mb, "action": action}},
-        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "t", "no_cache": 1}},
+        "3": {"class_type": "SaveImage",
+              "inputs": {"images": ["2", 0], "filename_prefix": "t", "no_cache": 1}},
     }

@@ -149,6 +149,7 @@ class Replayer:
     def __init__(self, base_url: str) -> None:
         self.base = base_url
         self.results: dict[str, CaseResult] = {}
+        self._settled: str | None = None
 
     async def _request(self, session: aiohttp.ClientSession, method: str, path: str, body: Any) -> HttpResult:
         kwargs: dict[str, Any] = {}
@@ -181,10 +182,14 @@ class Replayer:
         raise TimeoutError("queue did not drain")
 
     async def wait_running(self, session: aiohttp.ClientSession, settle: float = 0.3) -> None:
+        """Wait until a prompt runs; the first time for a prompt, let it make some progress."""
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            if (await self._remaining(session))[1]:
-                await asyncio.sleep(settle)
+            running = (await self._remaining(session))[1]
+            if running:
+                if running != self._settled:
+                    self._settled = running
+                    await asyncio.sleep(settle)
                 return
             await asyncio.sleep(0.01)
         raise TimeoutError("nothing started running")
@@ -228,10 +233,14 @@ class Replayer:
         to_sim: dict[str, str] = {}
         for entry in case["http"]:
             label = entry.get("label") or ""
-            if _remaining_at(timeline, entry["epoch_ms"]) == 0:
-                await self.wait_idle(session)
-            elif "while" in label or entry["path"] == "/interrupt" or "before" in label:
+            is_submit = entry["method"] == "POST" and entry["path"] in ("/prompt", "/api/prompt")
+            busy = _remaining_at(timeline, entry["epoch_ms"]) > 0
+            if is_submit:
+                pass  # submissions never wait for the server
+            elif busy and ("while" in label or "before" in label or entry["path"] in ("/interrupt", "/queue")):
                 await self.wait_running(session)
+            elif not busy:
+                await self.wait_idle(session)
             path, body = entry["path"], entry["request_body"]
             for rec_id, sim_id in to_sim.items():
                 path = path.replace(rec_id, sim_id)

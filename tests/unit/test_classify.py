@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from comfyui_exporter.classify import classify
 from comfyui_exporter.events import ErrorType
-
 from tests.support.recordings import case_names, history_items
 
 # What the contract says each recorded exception must be.

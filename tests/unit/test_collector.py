@@ -6,6 +6,10 @@ import re
 import subprocess
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.parser import text_string_to_metric_families
+
 from comfyui_exporter.collector import ComfyUICollector, Instance
 from comfyui_exporter.events import (
     DeviceStats,
@@ -20,9 +24,6 @@ from comfyui_exporter.events import (
     SystemStats,
 )
 from comfyui_exporter.state import InstanceState
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
-from prometheus_client.parser import text_string_to_metric_families
 from tests.support.binaries import require_binary
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -73,7 +74,7 @@ def test_values_render_from_state() -> None:
     got = samples(populated_registry())
     assert got[("comfyui_prompt_failures_total", (("comfyui", "gpu0"), ("error_type", "oom")))] == 1
     assert got[("comfyui_prompt_failures_total", (("comfyui", "gpu0"), ("error_type", "cuda_error")))] == 0
-    assert got[("comfyui_running_prompt_age_seconds", (("comfyui", "gpu0"),))] == 20.0
+    assert got[("comfyui_running_prompt_age_seconds", (("comfyui", "gpu0"),))] == 10.0
     assert got[("comfyui_running_prompt_progress_age_seconds", (("comfyui", "gpu0"),))] == 5.0
     assert got[("comfyui_queue_oldest_pending_age_seconds", (("comfyui", "gpu0"),))] == 30.0
     assert got[("comfyui_prompts_finished_total", (("comfyui", "gpu0"),))] == 2

@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from comfyui_exporter.parsers import (
     MalformedError,
     clean_text,
@@ -16,9 +19,6 @@ from comfyui_exporter.parsers import (
     parse_system_stats,
     parse_ws_text,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from tests.support.recordings import history_items
 
 json_values = st.recursive(

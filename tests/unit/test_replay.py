@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+
 from comfyui_exporter.events import MalformedMessage, ProgressSeen, QueueRemaining
 from comfyui_exporter.history_tracker import HistoryTracker
 from comfyui_exporter.parsers import MalformedError, parse_history_item, parse_ws_text
 from comfyui_exporter.state import InstanceState
-
 from tests.support.recordings import case_names, history_items, jobs, ws_text_frames
 
 ERROR_TYPE = {

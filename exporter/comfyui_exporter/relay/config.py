@@ -188,7 +188,9 @@ def parse_size(value: Any, key: str) -> int:
     return size
 
 
-def _read_secret(sec: _Section, name: str, env: Mapping[str, str], base: Path, required: bool) -> Secret | None:
+def _read_secret(
+    sec: _Section, name: str, env: Mapping[str, str], base: Path, required: bool
+) -> Secret | None:
     """``<name>_file`` or ``<name>_env`` (exactly one); errors name the key and path, never the value."""
     file_key, env_key = f"{name}_file", f"{name}_env"
     file_name, env_name = sec.str(file_key), sec.str(env_key)
@@ -252,19 +254,32 @@ def _parse_target(name: str, sec: _Section, env: Mapping[str, str], base: Path, 
     per_second = None if per_second_raw is None else r.number("per_second", 0, 1, integer=True)
     burst = r.number("burst", min(defaults["burst"] or 1, per_minute), 1, integer=True)
     r.finish()
-    for key, value, limit in (("per_minute", per_minute, defaults["per_minute"]),
-                              ("per_second", per_second, defaults["per_second"])):
+    for key, value, limit in (
+        ("per_minute", per_minute, defaults["per_minute"]),
+        ("per_second", per_second, defaults["per_second"]),
+    ):
         if value is not None and limit is not None and value > limit:
             raise ConfigError(r.key(key), f"{value} is above the {kind} robot's limit of {limit}")
     if burst > per_minute:
         raise ConfigError(r.key("burst"), f"must be <= per_minute ({per_minute})")
     target_tz = _timezone(sec.str("timezone", tz) or tz, sec.key("timezone"))
     sec.finish()
-    return TargetConfig(name, kind, url, secret, keyword, mention, language, target_tz,
-                        RateLimit(per_minute, per_second, burst))
+    return TargetConfig(
+        name,
+        kind,
+        url,
+        secret,
+        keyword,
+        mention,
+        language,
+        target_tz,
+        RateLimit(per_minute, per_second, burst),
+    )
 
 
-def parse_config(data: Any, env: Mapping[str, str] | None = None, base_dir: Path | None = None) -> RelayConfig:
+def parse_config(
+    data: Any, env: Mapping[str, str] | None = None, base_dir: Path | None = None
+) -> RelayConfig:
     """Validate a loaded YAML document and resolve its secrets; raises :class:`ConfigError`."""
     env = os.environ if env is None else env
     base = base_dir or Path.cwd()
@@ -315,8 +330,18 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None, base_dir: Path
             raise ConfigError(t.key(str(name)), "target names may use only letters, digits, _ . -")
         targets[name] = _parse_target(name, t.section(name), env, base, tz)
     top.finish()
-    config = RelayConfig(host or "0.0.0.0", int(port_text), token, journal, failures_url, failures_timeout,
-                         delivery, tz, templates_dir, targets)
+    config = RelayConfig(
+        host or "0.0.0.0",
+        int(port_text),
+        token,
+        journal,
+        failures_url,
+        failures_timeout,
+        delivery,
+        tz,
+        templates_dir,
+        targets,
+    )
     for secret in config.secrets():
         REDACTOR.register(secret)
     return config

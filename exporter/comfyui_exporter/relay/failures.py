@@ -83,15 +83,20 @@ def match_failure(failures: Iterable[dict[str, Any]], alert: Alert) -> FailureDe
     first_line = next((ln.strip() for ln in _text(best, "message").splitlines() if ln.strip()), "")
     exc_type = _text(best, "exception_type")
     exception = f"{exc_type}: {first_line}" if exc_type and first_line else (exc_type or first_line)
-    return FailureDetail(_text(best, "node_type")[:100], exception[:200],
-                         _text(best, "prompt_id")[:80], _text(best, "node_id")[:40])
+    return FailureDetail(
+        _text(best, "node_type")[:100],
+        exception[:200],
+        _text(best, "prompt_id")[:80],
+        _text(best, "node_id")[:40],
+    )
 
 
 class FailureLookup:
     """Fetches ``exporter_failures_url`` with a short timeout and a short-lived cache."""
 
-    def __init__(self, url: str, timeout: float, session: Callable[[], aiohttp.ClientSession],
-                 ttl: float = 5.0) -> None:
+    def __init__(
+        self, url: str, timeout: float, session: Callable[[], aiohttp.ClientSession], ttl: float = 5.0
+    ) -> None:
         self.url, self.timeout, self._session, self._ttl = url, timeout, session, ttl
         self._cache: tuple[float, list[dict[str, Any]]] | None = None
         self._inflight: asyncio.Future[list[dict[str, Any]]] | None = None
@@ -101,13 +106,16 @@ class FailureLookup:
             timeout = aiohttp.ClientTimeout(total=self.timeout)
             async with self._session().get(self.url, timeout=timeout) as resp:
                 if resp.status != 200:
-                    log.info("exporter failures lookup: HTTP %s; messages go out without node details",
-                             resp.status)
+                    log.info(
+                        "exporter failures lookup: HTTP %s; messages go out without node details", resp.status
+                    )
                     return []
                 return extract_failures(await resp.json(content_type=None))
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
-            log.info("exporter failures lookup failed (%s); messages go out without node details",
-                     REDACTOR.scrub(type(exc).__name__))
+            log.info(
+                "exporter failures lookup failed (%s); messages go out without node details",
+                REDACTOR.scrub(type(exc).__name__),
+            )
             return []
 
     async def failures(self) -> list[dict[str, Any]]:

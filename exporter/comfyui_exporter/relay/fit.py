@@ -91,7 +91,7 @@ def split_to_fit(text: str, fits: Callable[[str], bool], header: Callable[[int, 
             if not piece:
                 raise ValueError("size limit is smaller than one character plus the message frame")
             chunks.append(piece)
-            line = line[len(piece):]
+            line = line[len(piece) :]
         current = line
     if current:
         chunks.append(current)

@@ -10,6 +10,7 @@ the record. The failure is counted and logged so that it can be alerted on.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -29,8 +30,12 @@ log = logging.getLogger(__name__)
 class Journal:
     """Thread-safe JSONL writer with size rotation; :meth:`write` never raises."""
 
-    def __init__(self, config: JournalConfig, on_error: Callable[[], None] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: JournalConfig,
+        on_error: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._lock = threading.Lock()
         self._config = config
         self._on_error = on_error
@@ -64,8 +69,11 @@ class Journal:
 
     def write(self, event: str, **fields: Any) -> None:
         """Append one record ``{"ts", "event", **fields}`` and flush it (fsync if configured)."""
-        record = {"ts": datetime.fromtimestamp(self._clock(), UTC).isoformat(timespec="milliseconds"),
-                  "event": event, **fields}
+        record = {
+            "ts": datetime.fromtimestamp(self._clock(), UTC).isoformat(timespec="milliseconds"),
+            "event": event,
+            **fields,
+        }
         line = REDACTOR.scrub(json.dumps(record, ensure_ascii=False, default=str, separators=(",", ":")))
         try:
             nbytes = len(line.encode("utf-8")) + 1
@@ -110,15 +118,16 @@ class Journal:
         now = time.monotonic()
         if now - self._last_error_log > 10.0:  # a full disk must not also flood the log
             self._last_error_log = now
-            log.error("journal %s cannot be written (%s); delivery continues without a record",
-                      self._config.path, exc.strerror or exc)
+            log.error(
+                "journal %s cannot be written (%s); delivery continues without a record",
+                self._config.path,
+                exc.strerror or exc,
+            )
 
     def _close_locked(self) -> None:
         if self._file is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._file.close()
-            except OSError:
-                pass
             self._file = None
             self._size = 0
 

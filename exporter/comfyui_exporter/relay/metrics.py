@@ -37,29 +37,68 @@ class RelayMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.notifications = Counter("comfyui_alert_relay_notifications", "Notifications accepted for a target.",
-                                     ["target"], registry=r)
-        self.failures = Counter("comfyui_alert_relay_notification_failures",
-                                "Notifications not delivered (answered 5xx so Alertmanager retries), by reason.",
-                                ["target", "reason"], registry=r)
+        self.notifications = Counter(
+            "comfyui_alert_relay_notifications",
+            "Notifications accepted for a target.",
+            ["target"],
+            registry=r,
+        )
+        self.failures = Counter(
+            "comfyui_alert_relay_notification_failures",
+            "Notifications not delivered (answered 5xx so Alertmanager retries), by reason.",
+            ["target", "reason"],
+            registry=r,
+        )
         self.delivery_seconds = Histogram(
-            "comfyui_alert_relay_delivery_seconds", "From receipt to the robot's OK, per delivered notification.",
-            ["target"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32), registry=r)
-        self.queue_depth = Gauge("comfyui_alert_relay_queue_depth", "Notifications waiting for a rate-limit token.",
-                                 ["target"], registry=r)
-        self.messages = Counter("comfyui_alert_relay_robot_messages", "Robot messages accepted by the robot.",
-                                ["target"], registry=r)
-        self.attempts = Counter("comfyui_alert_relay_robot_requests", "Requests sent to robots, by outcome.",
-                                ["target", "outcome"], registry=r)
-        self.merged = Counter("comfyui_alert_relay_merged_notifications",
-                              "Notifications delivered inside a merged (rate-limited) message.", ["target"], registry=r)
-        self.rejected = Counter("comfyui_alert_relay_rejected_requests", "HTTP requests rejected (401/400/404/413).",
-                                ["reason"], registry=r)
-        self.journal_errors = Counter("comfyui_alert_relay_journal_write_errors",
-                                      "Journal records that could not be written.", registry=r)
-        self.reload_ok = Gauge("comfyui_alert_relay_config_last_reload_successful",
-                               "1 if the last config (re)load succeeded.", registry=r)
-        self.build_info = Gauge("comfyui_alert_relay_build_info", "Build information.", ["version"], registry=r)
+            "comfyui_alert_relay_delivery_seconds",
+            "From receipt to the robot's OK, per delivered notification.",
+            ["target"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32),
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "comfyui_alert_relay_queue_depth",
+            "Notifications waiting for a rate-limit token.",
+            ["target"],
+            registry=r,
+        )
+        self.messages = Counter(
+            "comfyui_alert_relay_robot_messages",
+            "Robot messages accepted by the robot.",
+            ["target"],
+            registry=r,
+        )
+        self.attempts = Counter(
+            "comfyui_alert_relay_robot_requests",
+            "Requests sent to robots, by outcome.",
+            ["target", "outcome"],
+            registry=r,
+        )
+        self.merged = Counter(
+            "comfyui_alert_relay_merged_notifications",
+            "Notifications delivered inside a merged (rate-limited) message.",
+            ["target"],
+            registry=r,
+        )
+        self.rejected = Counter(
+            "comfyui_alert_relay_rejected_requests",
+            "HTTP requests rejected (401/400/404/413).",
+            ["reason"],
+            registry=r,
+        )
+        self.journal_errors = Counter(
+            "comfyui_alert_relay_journal_write_errors",
+            "Journal records that could not be written.",
+            registry=r,
+        )
+        self.reload_ok = Gauge(
+            "comfyui_alert_relay_config_last_reload_successful",
+            "1 if the last config (re)load succeeded.",
+            registry=r,
+        )
+        self.build_info = Gauge(
+            "comfyui_alert_relay_build_info", "Build information.", ["version"], registry=r
+        )
         self.build_info.labels(__version__).set(1)
         self.reload_ok.set(1)
         for reason in REJECT_REASONS:

@@ -37,7 +37,7 @@ def parse_time(value: Any) -> datetime | None:
     if "." in text:  # Python keeps microseconds; Go sends up to nanoseconds
         head, _, rest = text.partition(".")
         digits = len(rest) - len(rest.lstrip("0123456789"))
-        text = head + "." + rest[:min(digits, 6)] + rest[digits:] if digits else head + rest
+        text = head + "." + rest[: min(digits, 6)] + rest[digits:] if digits else head + rest
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:

@@ -16,6 +16,7 @@ Why both:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -54,7 +55,9 @@ class Slot:
 class RateLimiter:
     """Token bucket + sliding windows; ``delay()``/``try_acquire()`` are pure given the clock."""
 
-    def __init__(self, windows: list[Window], burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, windows: list[Window], burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         if not windows:
             raise ValueError("at least one window")
         self.windows = windows
@@ -69,8 +72,9 @@ class RateLimiter:
         self._changed: asyncio.Event | None = None
 
     @classmethod
-    def for_target(cls, rate: RateLimit, scale: float = 1.0,
-                   clock: Callable[[], float] = time.monotonic) -> RateLimiter:
+    def for_target(
+        cls, rate: RateLimit, scale: float = 1.0, clock: Callable[[], float] = time.monotonic
+    ) -> RateLimiter:
         windows = [Window(rate.per_minute, 60.0 * scale)]
         if rate.per_second is not None:
             windows.append(Window(rate.per_second, 1.0 * scale))
@@ -140,10 +144,8 @@ class RateLimiter:
                 wait = min(wait, left)  # an in-flight send may free a slot before the deadline
             event = self._event()
             event.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), timeout=None if math.isinf(wait) else max(wait, 0.001))
-            except TimeoutError:
-                pass
 
     def _finish(self, entries: list[list[float]], counted: bool, refund_token: bool = False) -> None:
         now = self._clock()

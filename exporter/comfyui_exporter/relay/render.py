@@ -41,8 +41,10 @@ class Message:
 
 def matchers(labels: dict[str, str]) -> str:
     """Alertmanager matcher syntax ``{a="b",c="d"}``, quotes and backslashes escaped."""
+
     def esc(v: str) -> str:
         return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
     return "{" + ",".join(f'{k}="{esc(v)}"' for k, v in sorted(labels.items())) + "}"
 
 
@@ -91,20 +93,31 @@ def _icon(alert: Alert) -> str:
 
 def _alert_view(alert: Alert, payload: Payload, tz: str, failure: FailureDetail | None) -> dict[str, Any]:
     ann, common = alert.annotations, payload.common_annotations
-    links = [{"kind": kind, "url": url} for kind, url in (
-        ("runbook", ann.get("runbook_url") or common.get("runbook_url", "")),
-        ("dashboard", ann.get("dashboard_url") or common.get("dashboard_url", "")),
-        ("graph", alert.generator_url),
-    ) if url]
+    links = [
+        {"kind": kind, "url": url}
+        for kind, url in (
+            ("runbook", ann.get("runbook_url") or common.get("runbook_url", "")),
+            ("dashboard", ann.get("dashboard_url") or common.get("dashboard_url", "")),
+            ("graph", alert.generator_url),
+        )
+        if url
+    ]
     return {
-        "name": alert.name or "?", "status": alert.status, "severity": alert.severity, "icon": _icon(alert),
-        "instance": alert.instance, "error_type": alert.error_type,
+        "name": alert.name or "?",
+        "status": alert.status,
+        "severity": alert.severity,
+        "icon": _icon(alert),
+        "instance": alert.instance,
+        "error_type": alert.error_type,
         "summary": _oneline(ann.get("summary") or common.get("summary", "")),
         "description": _oneline(ann.get("description") or common.get("description", "")),
         "starts_at": fmt_time(alert.starts_at, tz),
         "ends_at": fmt_time(alert.ends_at, tz) if alert.status == "resolved" else "",
-        "links": links, "labels": alert.labels,
-        "failure": None if failure is None else {"node_type": failure.node_type, "exception": failure.exception},
+        "links": links,
+        "labels": alert.labels,
+        "failure": None
+        if failure is None
+        else {"node_type": failure.node_type, "exception": failure.exception},
     }
 
 
@@ -117,8 +130,13 @@ class Renderer:
 
     @staticmethod
     def _env(paths: list[Path]) -> jinja2.Environment:
-        env = jinja2.Environment(loader=jinja2.FileSystemLoader([str(p) for p in paths]), autoescape=False,
-                                 trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader([str(p) for p in paths]),
+            autoescape=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+        )
         env.filters["oneline"] = _oneline
         env.filters["short"] = _short
         return env
@@ -130,51 +148,87 @@ class Renderer:
             except Exception as exc:
                 if strict:
                     raise
-                log.error("template %s failed (%s: %s); using the built-in template", name,
-                          type(exc).__name__, exc)
+                log.error(
+                    "template %s failed (%s: %s); using the built-in template", name, type(exc).__name__, exc
+                )
         return self._builtin.get_template(name).render(ctx).strip()
 
-    def single(self, payload: Payload, target: TargetConfig, ref: str,
-               failures: dict[str, FailureDetail] | None = None, max_details: int | None = None,
-               strict: bool = False) -> Message:
+    def single(
+        self,
+        payload: Payload,
+        target: TargetConfig,
+        ref: str,
+        failures: dict[str, FailureDetail] | None = None,
+        max_details: int | None = None,
+        strict: bool = False,
+    ) -> Message:
         """One notification: summary counts, then up to ``max_details`` alert details, then links."""
         failures = failures or {}
         alerts = list(payload.alerts)
         shown = alerts if max_details is None else alerts[:max_details]
         labels = payload.group_labels or payload.common_labels
         ctx = {
-            "dialect": target.type, "lang": target.language, "merged": False,
-            "firing": payload.status == "firing", "status": payload.status,
-            "counts": _counts(alerts), "total": len(alerts), "omitted": len(alerts) - len(shown),
-            "truncated": payload.truncated_alerts, "group_labels": payload.group_labels,
+            "dialect": target.type,
+            "lang": target.language,
+            "merged": False,
+            "firing": payload.status == "firing",
+            "status": payload.status,
+            "counts": _counts(alerts),
+            "total": len(alerts),
+            "omitted": len(alerts) - len(shown),
+            "truncated": payload.truncated_alerts,
+            "group_labels": payload.group_labels,
             "alerts": [_alert_view(a, payload, target.timezone, failures.get(alert_key(a))) for a in shown],
             "silence_url": silence_url(payload.external_url, labels) if payload.status == "firing" else "",
-            "alertmanager_url": alerts_url(payload.external_url, labels), "ref": ref,
+            "alertmanager_url": alerts_url(payload.external_url, labels),
+            "ref": ref,
         }
         return self._message(ctx, "message", target, payload.critical, ref, strict)
 
-    def merged(self, payloads: Sequence[Payload], target: TargetConfig, ref: str,
-               max_items: int | None = None, strict: bool = False) -> Message:
+    def merged(
+        self,
+        payloads: Sequence[Payload],
+        target: TargetConfig,
+        ref: str,
+        max_items: int | None = None,
+        strict: bool = False,
+    ) -> Message:
         """Several notifications in one message: counts for all, one line per alert while room lasts."""
         pairs = [(p, a) for p in payloads for a in p.alerts]
         shown = pairs if max_items is None else pairs[:max_items]
-        items = [{
-            "name": a.name or "?", "status": a.status, "icon": _icon(a), "severity": a.severity,
-            "instance": a.instance, "error_type": a.error_type,
-            "summary": _short(a.annotations.get("summary") or p.common_annotations.get("summary", ""), 60),
-            "starts_at": fmt_time(a.starts_at, target.timezone),
-        } for p, a in shown]
+        items = [
+            {
+                "name": a.name or "?",
+                "status": a.status,
+                "icon": _icon(a),
+                "severity": a.severity,
+                "instance": a.instance,
+                "error_type": a.error_type,
+                "summary": _short(
+                    a.annotations.get("summary") or p.common_annotations.get("summary", ""), 60
+                ),
+                "starts_at": fmt_time(a.starts_at, target.timezone),
+            }
+            for p, a in shown
+        ]
         ctx = {
-            "dialect": target.type, "lang": target.language, "merged": True,
-            "firing": any(p.status == "firing" for p in payloads), "notifications": len(payloads),
-            "counts": _counts([a for _, a in pairs]), "total": len(pairs), "items": items,
-            "omitted": len(pairs) - len(shown), "ref": ref,
+            "dialect": target.type,
+            "lang": target.language,
+            "merged": True,
+            "firing": any(p.status == "firing" for p in payloads),
+            "notifications": len(payloads),
+            "counts": _counts([a for _, a in pairs]),
+            "total": len(pairs),
+            "items": items,
+            "omitted": len(pairs) - len(shown),
+            "ref": ref,
             "alertmanager_url": alerts_url(payloads[0].external_url, {}) if payloads else "",
         }
         return self._message(ctx, "merged", target, any(p.critical for p in payloads), ref, strict)
 
-    def _message(self, ctx: dict[str, Any], kind: str, target: TargetConfig, critical: bool, ref: str,
-                 strict: bool) -> Message:
+    def _message(
+        self, ctx: dict[str, Any], kind: str, target: TargetConfig, critical: bool, ref: str, strict: bool
+    ) -> Message:
         lang = target.language
         text = self._render(f"{kind}.{lang}.j2", ctx, strict)
         title = _oneline(self._render(f"title.{lang}.j2", ctx, strict))[:120]

@@ -143,7 +143,7 @@ class PromptExecutor:
         executed: list[str] = []
         for node_id, node in prompt.items():
             key = json.dumps([node_id, node], sort_keys=True)
-            if key in self.outputs_cache and not node["inputs"].get("no_cache"):
+            if key in self.outputs_cache and self._cacheable(node):
                 outputs[node_id] = self.outputs_cache[key]
                 get_progress_state().finish_progress(node_id)  # cached: finish without start
                 continue
@@ -169,6 +169,17 @@ class PromptExecutor:
         else:
             self.add_message("execution_success", {"prompt_id": prompt_id}, broadcast=False)
         self.history_result = {"outputs": {}, "meta": {}}
+
+    @staticmethod
+    def _cacheable(node: dict[str, Any]) -> bool:
+        """No cache for no_cache inputs or an IS_CHANGED that differs from itself (NaN)."""
+        cls = nodes.NODE_CLASS_MAPPINGS.get(node["class_type"])
+        if hasattr(cls, "IS_CHANGED"):
+            widgets = {k: v for k, v in node["inputs"].items() if not isinstance(v, list)}
+            changed = cls.IS_CHANGED(**widgets)
+            if changed != changed:
+                return False
+        return not node["inputs"].get("no_cache")
 
     def _run(self, node: dict[str, Any], outputs: dict[str, Any], node_id: str) -> Any:
         inputs = {k: outputs[v[0]][v[1]] if isinstance(v, list) else v for k, v in node["inputs"].items()}

@@ -133,20 +133,26 @@ class Robot(ABC):
         """POST one message; never raises for network trouble, never sends an oversize message."""
         request = self.prepare(part, self._clock())
         if not request.fits:
-            return SendResult(Outcome.PERMANENT, "too_large",
-                              f"refused to send {request.measured} bytes > {self.kind} limit {request.limit}",
-                              counted=False)
+            return SendResult(
+                Outcome.PERMANENT,
+                "too_large",
+                f"refused to send {request.measured} bytes > {self.kind} limit {request.limit}",
+                counted=False,
+            )
         try:
             async with session.post(
-                request.url, data=request.body, allow_redirects=False,
+                request.url,
+                data=request.body,
+                allow_redirects=False,
                 headers={"Content-Type": "application/json; charset=utf-8"},
                 timeout=aiohttp.ClientTimeout(total=max(timeout, 0.05)),
             ) as resp:
                 raw = await resp.content.read(MAX_ANSWER_BYTES)
                 return self.interpret(resp.status, raw)
         except aiohttp.ClientConnectorError as exc:  # never reached the robot: not counted
-            return SendResult(Outcome.TRANSIENT, "network", REDACTOR.scrub(f"cannot connect: {exc.os_error}"),
-                              counted=False)
+            return SendResult(
+                Outcome.TRANSIENT, "network", REDACTOR.scrub(f"cannot connect: {exc.os_error}"), counted=False
+            )
         except TimeoutError:
             return SendResult(Outcome.TRANSIENT, "timeout", f"no answer within {timeout:.1f}s")
         except aiohttp.ClientError as exc:

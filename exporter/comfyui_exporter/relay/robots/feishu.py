@@ -17,7 +17,7 @@ _HEADER = {"critical": "red", "firing": "orange", "resolved": "green", "merged":
 
 
 def feishu_sign(secret: str, timestamp_s: int) -> str:
-    """base64(HMAC-SHA256(key=f"{timestamp_s}\\n{secret}", msg=b"")): Feishu keys the HMAC, not the message."""
+    """base64(HMAC-SHA256(key=f"{timestamp_s}\\n{secret}", msg=b"")): Feishu keys the HMAC, no message."""
     digest = hmac.new(f"{timestamp_s}\n{secret}".encode(), b"", hashlib.sha256).digest()
     return base64.b64encode(digest).decode()
 
@@ -41,15 +41,19 @@ class Feishu(Robot):
         if t.secret is not None:
             ts = int(now)
             body.update({"timestamp": str(ts), "sign": feishu_sign(t.secret.reveal(), ts)})
-        body.update({
-            "msg_type": "interactive",
-            "card": {
-                "config": {"wide_screen_mode": True},
-                "header": {"title": {"tag": "plain_text", "content": title},
-                           "template": _HEADER.get(part.tone, "orange")},
-                "elements": [{"tag": "markdown", "content": text}],
-            },
-        })
+        body.update(
+            {
+                "msg_type": "interactive",
+                "card": {
+                    "config": {"wide_screen_mode": True},
+                    "header": {
+                        "title": {"tag": "plain_text", "content": title},
+                        "template": _HEADER.get(part.tone, "orange"),
+                    },
+                    "elements": [{"tag": "markdown", "content": text}],
+                },
+            }
+        )
         data = dumps(body)
         return Request(t.url.reveal(), data, len(data), BODY_LIMIT)
 
@@ -57,11 +61,17 @@ class Feishu(Robot):
         if code == 11232:
             return SendResult(Outcome.TRANSIENT, "robot_rate_limited", " (over 100/min or 5/s)")
         if code == 19021:
-            return SendResult(Outcome.PERMANENT, "signature",
-                              " (signature or timestamp rejected: check secret_file and this host's clock)")
+            return SendResult(
+                Outcome.PERMANENT,
+                "signature",
+                " (signature or timestamp rejected: check secret_file and this host's clock)",
+            )
         if code == 19024:
-            return SendResult(Outcome.PERMANENT, "keyword",
-                              " (the bot's keyword security is on: set keyword: in the target)")
+            return SendResult(
+                Outcome.PERMANENT,
+                "keyword",
+                " (the bot's keyword security is on: set keyword: in the target)",
+            )
         if code == 19022:
             return SendResult(Outcome.PERMANENT, "forbidden", " (this host's IP is not allowed by the bot)")
         if code in (19001, 19002):

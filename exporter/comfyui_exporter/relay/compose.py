@@ -1,0 +1,113 @@
+"""Turn notifications into robot-sized parts: one message, a split message, or a merged one.
+
+Strategy, in order of preference, for one notification:
+1. the whole rendered message in one robot message;
+2. split at line boundaries into at most ``max_parts`` messages (each costs a rate-limit token);
+3. fewer alert details ("…N more alerts"), the summary counts always kept;
+4. as a last resort cut the last part, marked as truncated.
+A merged message is always exactly one robot message: it lists as many alerts as fit and counts the
+rest (they are all in the journal). Whatever the input, no part exceeds the robot's limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from .config import TargetConfig
+from .failures import FailureDetail
+from .fit import cut_to_fit, split_to_fit
+from .payload import Payload
+from .render import Message, Renderer
+from .robots import Part, Robot
+
+TRUNCATED = "\n\n…(truncated / 已截断)"
+
+
+def _header(i: int, n: int) -> str:
+    return f"({i}/{n})\n\n"
+
+
+def _largest(lo: int, hi: int, ok: Callable[[int], bool]) -> int | None:
+    """Largest k in [lo, hi] with ok(k), assuming ok is monotone decreasing; None if ok(lo) is false."""
+    if not ok(lo):
+        return None
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _tone(payloads: Sequence[Payload], merged: bool) -> str:
+    if any(p.critical for p in payloads):
+        return "critical"
+    if merged:
+        return "merged"
+    return "firing" if payloads[0].status == "firing" else "resolved"
+
+
+def _split(msg: Message, robot: Robot, tone: str, mention: bool) -> list[Part]:
+    probe_title = f"{msg.title} (99/99)"
+    texts = split_to_fit(msg.text, lambda t: robot.fits(Part(probe_title, t, tone, mention)), _header)
+    n = len(texts)
+    return [
+        Part(msg.title if n == 1 else f"{msg.title} ({i}/{n})", text, tone, mention and i == 1)
+        for i, text in enumerate(texts, 1)
+    ]
+
+
+def _truncate_last(parts: list[Part], robot: Robot) -> list[Part]:
+    last = parts[-1]
+    text = cut_to_fit(
+        last.text, lambda t: robot.fits(Part(last.title, t + TRUNCATED, last.tone, last.mention))
+    )
+    return [*parts[:-1], Part(last.title, text + TRUNCATED, last.tone, last.mention)]
+
+
+def _with_mention(parts: list[Part], robot: Robot, title: str, mention: bool) -> list[Part]:
+    extra = robot.mention_part(title) if mention else None
+    return [*parts, extra] if extra is not None else parts
+
+
+def compose_single(
+    payload: Payload,
+    target: TargetConfig,
+    robot: Robot,
+    renderer: Renderer,
+    ref: str,
+    failures: dict[str, FailureDetail] | None,
+    max_parts: int,
+) -> list[Part]:
+    """Parts for one notification (see module docstring for the fallback order)."""
+    tone = _tone([payload], merged=False)
+    mention = payload.critical and target.mention.configured
+
+    def parts_for(max_details: int | None) -> list[Part]:
+        return _split(renderer.single(payload, target, ref, failures, max_details), robot, tone, mention)
+
+    parts = parts_for(None)
+    if len(parts) > max_parts:
+        k = _largest(0, len(payload.alerts), lambda k: len(parts_for(k)) <= max_parts)
+        parts = parts_for(k) if k is not None else _truncate_last(parts_for(0)[:max_parts], robot)
+    return _with_mention(parts, robot, parts[0].title, mention)
+
+
+def compose_merged(
+    payloads: Sequence[Payload], target: TargetConfig, robot: Robot, renderer: Renderer, ref: str
+) -> list[Part]:
+    """One part for several notifications folded together while the rate limit is exhausted."""
+    tone = _tone(payloads, merged=True)
+    mention = any(p.critical for p in payloads) and target.mention.configured
+
+    def part_for(max_items: int | None) -> Part:
+        msg = renderer.merged(payloads, target, ref, max_items)
+        return Part(msg.title, msg.text, tone, mention)
+
+    part = part_for(None)
+    if not robot.fits(part):
+        total = sum(len(p.alerts) for p in payloads)
+        k = _largest(0, total, lambda k: robot.fits(part_for(k)))
+        part = part_for(k) if k is not None else _truncate_last([part_for(0)], robot)[0]
+    return _with_mention([part], robot, part.title, mention)

@@ -1,0 +1,381 @@
+"""Per-target delivery: queue, merge, rate-limit, send with retries inside a deadline, settle.
+
+One worker per target sends one robot message at a time. When it gets a rate-limit slot it takes
+*everything* queued for the target: one notification becomes one message, several become one merged
+message. So a burst costs at most the robot's allowance of messages and nothing is dropped.
+
+Each notification has a deadline (``delivery.deadline_seconds``, shorter than Alertmanager's webhook
+timeout). Retries (with exponential backoff) stop at the deadline. The HTTP answer is 200 only after the
+robot said OK; 500 for a permanent robot error (explained in the log); 503 otherwise, so that
+Alertmanager retries. A notification still queued at its deadline is taken out of the queue before the
+503 is sent, so Alertmanager's retry cannot produce a duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import hashlib
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from .compose import compose_merged, compose_single
+from .config import DeliveryConfig, TargetConfig
+from .failures import FailureDetail
+from .journal import Journal
+from .metrics import RelayMetrics
+from .payload import Payload
+from .ratelimit import RateLimiter, Slot
+from .render import Renderer
+from .robots import Outcome, Part, Robot, SendResult
+
+log = logging.getLogger(__name__)
+_MIN_ATTEMPT = 0.05  # do not start a request with less time than this before the deadline
+
+
+class State(enum.Enum):
+    QUEUED = "queued"
+    INFLIGHT = "inflight"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class Result:
+    http_status: int  # 200 delivered, 500 permanent robot error, 503 not delivered yet
+    status: str  # delivered | rejected_by_robot | undelivered
+    reason: str = ""
+    detail: str = ""
+    ref: str = ""
+    message_ids: tuple[str, ...] = ()
+    merged_with: int = 0
+    attempts: int = 0
+
+
+@dataclass(eq=False)
+class Pending:
+    id: str
+    payload: Payload
+    received: float
+    deadline: float
+    failures: dict[str, FailureDetail] = field(default_factory=dict)
+    state: State = State.QUEUED
+    future: asyncio.Future[Result] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+class TargetWorker:
+    def __init__(
+        self,
+        target: TargetConfig,
+        robot: Robot,
+        limiter: RateLimiter,
+        renderer: Renderer,
+        journal: Journal,
+        metrics: RelayMetrics,
+        session: Callable[[], aiohttp.ClientSession],
+        delivery: DeliveryConfig,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.target, self.robot, self.limiter, self.renderer = target, robot, limiter, renderer
+        self.journal, self.metrics, self._session, self.delivery = journal, metrics, session, delivery
+        self._clock = clock
+        self._queue: list[Pending] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._partial: dict[str, float] = {}  # parts already delivered of a split message that then failed
+        metrics.init_target(target.name)
+
+    @property
+    def name(self) -> str:
+        return self.target.name
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"relay-worker-{self.name}")
+
+    def reconfigure(
+        self,
+        target: TargetConfig,
+        robot: Robot,
+        limiter: RateLimiter,
+        renderer: Renderer,
+        delivery: DeliveryConfig,
+    ) -> None:
+        """Apply a reload; keep the rate-limit history so the robot's window stays honest."""
+        if not limiter.same_rules(self.limiter):
+            limiter.adopt_history(self.limiter)
+            self.limiter = limiter
+        self.target, self.robot, self.renderer, self.delivery = target, robot, renderer, delivery
+
+    def submit(self, pending: Pending) -> None:
+        self._queue.append(pending)
+        self.metrics.notifications.labels(self.name).inc()
+        self._update_depth()
+        self._wake.set()
+
+    def _update_depth(self) -> None:
+        depth = sum(1 for p in self._queue if p.state is State.QUEUED)
+        self.metrics.queue_depth.labels(self.name).set(depth)
+
+    async def wait(self, pending: Pending) -> Result:
+        """The HTTP answer for ``pending``: by its deadline if still queued, else when the send settles."""
+        try:
+            left = max(0.0, pending.deadline - self._clock())
+            return await asyncio.wait_for(asyncio.shield(pending.future), timeout=left)
+        except TimeoutError:
+            if pending.state is State.QUEUED:
+                self._dequeue(pending)
+                self._settle(
+                    [pending],
+                    Result(
+                        503,
+                        "undelivered",
+                        "queued_past_deadline",
+                        "the target's rate limit held it until the deadline",
+                    ),
+                )
+            return await pending.future
+        except asyncio.CancelledError:
+            if pending.state is State.QUEUED:
+                self._dequeue(pending)
+                self._settle([pending], Result(503, "undelivered", "shutdown", "request cancelled"))
+            raise
+
+    def _dequeue(self, pending: Pending) -> None:
+        if pending in self._queue:
+            self._queue.remove(pending)
+        self._update_depth()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                slot = await self.limiter.acquire()
+                assert slot is not None
+                batch = self._take_batch()
+                if not batch:
+                    slot.cancel()
+                    break
+                try:
+                    await self._deliver(batch, slot)
+                except asyncio.CancelledError:
+                    self._settle(
+                        [p for p in batch if p.state is not State.DONE],
+                        Result(503, "undelivered", "shutdown", "relay stopping"),
+                    )
+                    raise
+                except Exception as exc:
+                    log.exception("target %s: internal error while delivering", self.name)
+                    self._settle(
+                        [p for p in batch if p.state is not State.DONE],
+                        Result(503, "undelivered", "internal", type(exc).__name__),
+                    )
+
+    def _take_batch(self) -> list[Pending]:
+        """Everything queued with time left; items at their deadline stay for their handler to settle."""
+        now = self._clock()
+        batch = [p for p in self._queue if p.state is State.QUEUED and p.deadline - now > _MIN_ATTEMPT]
+        self._queue = [p for p in self._queue if p.state is State.QUEUED and p not in batch]
+        for p in batch:
+            p.state = State.INFLIGHT
+        self._update_depth()
+        return batch
+
+    async def _deliver(self, batch: list[Pending], slot: Slot | None) -> None:
+        ref = new_id()
+        merged = len(batch) > 1
+        if merged:
+            parts = compose_merged([p.payload for p in batch], self.target, self.robot, self.renderer, ref)
+        else:
+            parts = compose_single(
+                batch[0].payload,
+                self.target,
+                self.robot,
+                self.renderer,
+                ref,
+                batch[0].failures,
+                self.delivery.max_parts,
+            )
+        deadline = min(p.deadline for p in batch)
+        self.journal.write(
+            "sending",
+            target=self.name,
+            ref=ref,
+            notifications=[p.id for p in batch],
+            merged=merged,
+            parts=len(parts),
+            bytes=[self.robot.prepare(part, 0).measured for part in parts],
+        )
+        sent: list[str] = []
+        attempts = 0
+        result = SendResult(Outcome.OK)
+        keys = [self._part_key(part) for part in parts] if len(parts) > 1 else [""] * len(parts)
+        for index, (part, key) in enumerate(zip(parts, keys, strict=True), 1):
+            if key and key in self._partial:
+                sent.append(f"{ref}/{index}")  # delivered by an earlier try of this same notification
+                continue
+            result, n = await self._send_with_retry(part, slot, deadline)
+            slot, attempts = None, attempts + n
+            if not result.ok:
+                break
+            sent.append(f"{ref}/{index}")
+            self.metrics.messages.labels(self.name).inc()
+            if key:
+                self._partial[key] = self._clock() + 900.0
+        if slot is not None:
+            slot.cancel()
+        if result.ok:
+            for key in keys:
+                self._partial.pop(key, None)
+            outcome = Result(
+                200, "delivered", "", "", ref, tuple(sent), len(batch) if merged else 0, attempts
+            )
+        elif result.outcome is Outcome.PERMANENT:
+            outcome = Result(
+                500,
+                "rejected_by_robot",
+                result.reason,
+                result.detail,
+                ref,
+                tuple(sent),
+                len(batch) if merged else 0,
+                attempts,
+            )
+        else:
+            outcome = Result(
+                503,
+                "undelivered",
+                result.reason,
+                result.detail,
+                ref,
+                tuple(sent),
+                len(batch) if merged else 0,
+                attempts,
+            )
+        self._settle(batch, outcome)
+
+    def _part_key(self, part: Part) -> str:
+        now = self._clock()
+        self._partial = {k: v for k, v in self._partial.items() if v > now}
+        return hashlib.sha256(
+            f"{self.name}\0{part.title}\0{part.text}".encode("utf-8", "replace")
+        ).hexdigest()
+
+    async def _send_with_retry(
+        self, part: Part, slot: Slot | None, deadline: float
+    ) -> tuple[SendResult, int]:
+        attempts, backoff = 0, self.delivery.backoff_initial_seconds
+        last = SendResult(
+            Outcome.TRANSIENT, "queued_past_deadline", "the target's rate limit held it until the deadline"
+        )
+        while True:
+            if slot is None:
+                slot = await self.limiter.acquire(deadline=deadline - _MIN_ATTEMPT)
+                if slot is None:
+                    return last, attempts
+            left = deadline - self._clock()
+            if left < _MIN_ATTEMPT:
+                slot.cancel()
+                return last, attempts
+            result = await self.robot.send(
+                self._session(), part, min(self.delivery.attempt_timeout_seconds, left)
+            )
+            slot.done(counted=result.counted)
+            slot, attempts = None, attempts + 1
+            self.metrics.attempts.labels(self.name, result.outcome.value).inc()
+            if result.outcome is not Outcome.TRANSIENT:
+                return result, attempts
+            last = result
+            pause = backoff * random.uniform(0.8, 1.2)
+            backoff = min(backoff * 2, self.delivery.backoff_max_seconds)
+            if result.reason == "robot_rate_limited":
+                pause = max(pause, self.delivery.backoff_max_seconds)
+            log.warning(
+                "target %s: attempt %d failed (%s: %s); retrying in %.2fs",
+                self.name,
+                attempts,
+                result.reason,
+                result.detail,
+                pause,
+            )
+            if self._clock() + pause + _MIN_ATTEMPT >= deadline:
+                return result, attempts
+            await asyncio.sleep(pause)
+
+    def _settle(self, batch: list[Pending], result: Result) -> None:
+        now = self._clock()
+        for p in batch:
+            if p.state is State.DONE:
+                continue
+            p.state = State.DONE
+            seconds = round(now - p.received, 3)
+            fields = dict(
+                target=self.name,
+                id=p.id,
+                http_status=result.http_status,
+                reason=result.reason,
+                detail=result.detail,
+                ref=result.ref,
+                messages=list(result.message_ids),
+                merged_with=result.merged_with,
+                attempts=result.attempts,
+                seconds=seconds,
+                alerts=[a.fingerprint or a.name for a in p.payload.alerts],
+            )
+            if result.http_status == 200:
+                self.journal.write("delivered", **fields)
+                self.metrics.delivery_seconds.labels(self.name).observe(now - p.received)
+                if result.merged_with:
+                    self.metrics.merged.labels(self.name).inc()
+            else:
+                self.journal.write("failed", **fields)
+                self.metrics.failures.labels(self.name, result.reason or "internal").inc()
+            if not p.future.done():
+                p.future.set_result(result)
+        self._update_depth()
+        if result.http_status == 200:
+            log.info(
+                "target %s: delivered %d notification(s) in %s message(s) (ref %s)",
+                self.name,
+                len(batch),
+                len(result.message_ids),
+                result.ref,
+            )
+        elif result.http_status == 500:
+            log.error(
+                "target %s: the robot rejected the message permanently: %s [%s]. Answering 500 "
+                "(Alertmanager will retry); fix the target config and reload.",
+                self.name,
+                result.detail,
+                result.reason,
+            )
+        else:
+            log.warning(
+                "target %s: not delivered before the deadline (%s: %s); answering 503 so "
+                "Alertmanager retries",
+                self.name,
+                result.reason,
+                result.detail,
+            )
+
+    async def close(self) -> None:
+        """Stop the worker; queued notifications get 503 (Alertmanager will retry elsewhere/later)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        queued = [p for p in self._queue if p.state is State.QUEUED]
+        self._queue.clear()
+        self._settle(queued, Result(503, "undelivered", "shutdown", "relay stopping"))
