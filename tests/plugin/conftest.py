@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from comfyui_exporter.plugin_install import install_plugin
 
 from .harness import ComfyWorld, StandIn
@@ -43,3 +44,13 @@ def world(comfyui_dir: Path) -> Iterator[ComfyWorld]:
     w = ComfyWorld(comfyui_dir).start()
     yield w
     w.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_tap() -> Iterator[None]:
+    """install() and the guard share a module-level 'current tap'; no test may see another's."""
+    from comfyui_exporter.comfyui_plugin import tap
+
+    tap.set_current(None)
+    yield
+    tap.set_current(None)

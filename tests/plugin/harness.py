@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import json
 import sys
 import threading
 import time
@@ -32,6 +33,25 @@ MODULES: list[tuple[str, str | None]] = [
     ("nodes", "nodes.py"), ("execution", "execution.py"), ("server", "server.py"),
 ]
 PLUGIN_DIR = "comfyui-exporter-plugin"
+RECORDINGS = Path(__file__).resolve().parents[1] / "fixtures" / "comfyui-0.8.0"
+
+
+def recorded_submissions() -> list[dict[str, Any]]:
+    """Every POST /prompt of the validation_error_* recordings (label, request_body, status, response)."""
+    out = []
+    for path in sorted(RECORDINGS.glob("validation_error_*.json")):
+        for entry in json.loads(path.read_text(encoding="utf-8"))["http"]:
+            if entry["method"] == "POST" and entry["path"].rstrip("/").endswith("prompt"):
+                out.append(entry)
+    return out
+
+
+def recorded_validation() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """graph JSON -> (error, node_errors) of the recorded 400 answers, for the stand-in validate_prompt."""
+    return {json.dumps(e["request_body"]["prompt"], sort_keys=True):
+            (e["response"]["error"], e["response"]["node_errors"])
+            for e in recorded_submissions()
+            if isinstance(e["request_body"], dict) and "prompt" in e["request_body"] and e["status"] == 400}
 
 
 class StandIn:
@@ -61,6 +81,8 @@ class StandIn:
             if parent and parent in sys.modules:
                 setattr(sys.modules[parent], child, module)
             self.mods[name] = module
+        if "execution" in self.mods:
+            self.mods["execution"].RECORDED.update(recorded_validation())
         return self.mods
 
     def unload(self) -> None:
@@ -69,7 +91,7 @@ class StandIn:
                 sys.modules.pop(name, None)
             else:
                 sys.modules[name] = previous
-        for name in [n for n in sys.modules if PLUGIN_DIR in n]:  # the plugin as ComfyUI loaded it
+        for name in [n for n in sys.modules if "custom_nodes/" in n]:  # the plugin as ComfyUI loaded it
             del sys.modules[name]
         self._saved.clear()
 
@@ -78,8 +100,9 @@ class ComfyWorld:
     """One fake ComfyUI process with the plugin loaded; ``restart()`` is a new process, same port."""
 
     def __init__(self, comfyui_dir: Path, tamper: Callable[[dict[str, types.ModuleType]], None] | None = None,
-                 skip: tuple[str, ...] = ()) -> None:
+                 skip: tuple[str, ...] = (), also_load: tuple[str, ...] = ()) -> None:
         self.plugin_path = comfyui_dir / "custom_nodes" / PLUGIN_DIR
+        self.also_load = [comfyui_dir / "custom_nodes" / name for name in also_load]
         self.tamper, self.skip = tamper, skip
         self.port = 0
         self.plugin: types.ModuleType | None = None
@@ -123,6 +146,8 @@ class ComfyWorld:
         asyncio.set_event_loop(loop)
         self.server = self.mods["server"].PromptServer(loop)
         self.plugin = self.mods["nodes"].load_custom_node(str(self.plugin_path))
+        for path in self.also_load:  # e.g. a second copy of the pack under another name
+            self.mods["nodes"].load_custom_node(str(path))
         self.server.add_routes()
         self._runner = web.AppRunner(self.server.app, access_log=None)
         loop.run_until_complete(self._runner.setup())

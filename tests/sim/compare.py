@@ -11,10 +11,23 @@ from __future__ import annotations
 import json
 from typing import Any
 
-VOLATILE_KEYS = frozenset({
-    "timestamp", "create_time", "execution_start_time", "execution_end_time", "ram_free", "vram_free",
-    "torch_vram_free", "sid", "t", "m", "filename",
-})
+VOLATILE_KEYS = frozenset(
+    {
+        "timestamp",
+        "create_time",
+        "execution_start_time",
+        "execution_end_time",
+        "ram_free",
+        "vram_free",
+        "torch_vram_free",
+        "sid",
+        "t",
+        "m",
+        "filename",
+        "seconds",  # FaultInjection sleep durations are scaled down by the replayer
+        "argv",  # the simulator's command line carries its own port
+    }
+)
 
 
 def _kind(value: Any) -> str:
@@ -39,7 +52,9 @@ def diff(rec: Any, got: Any, path: str = "$", key: str | None = None, values: bo
     """Differences between a recorded value and the simulator's (empty list = equivalent)."""
     out: list[str] = []
     if _kind(rec) != _kind(got):
-        return [f"{path}: recorded {_kind(rec)} {json.dumps(rec)[:80]}, got {_kind(got)} {json.dumps(got)[:80]}"]
+        return [
+            f"{path}: recorded {_kind(rec)} {json.dumps(rec)[:80]}, got {_kind(got)} {json.dumps(got)[:80]}"
+        ]
     if isinstance(rec, dict):
         if list(rec) != list(got):
             out.append(f"{path}: keys {list(rec)[:12]} != {list(got)[:12]}")
@@ -81,8 +96,16 @@ def comparable_frame(frame: dict[str, Any]) -> dict[str, Any]:
     """What of a frame is compared: the whole text message; for binary, type, size and headers."""
     if frame["frame"] == "text":
         return frame["message"]
-    keep = ("event_type", "event_name", "size", "text_node_id", "text", "image_format_code", "metadata",
-            "image_bytes")
+    keep = (
+        "event_type",
+        "event_name",
+        "size",
+        "text_node_id",
+        "text",
+        "image_format_code",
+        "metadata",
+        "image_bytes",
+    )
     return {k: frame[k] for k in keep if k in frame}
 
 
@@ -105,5 +128,8 @@ def loose_tokens(frames: list[dict[str, Any]]) -> list[str]:
 
 
 def status_values(frames: list[dict[str, Any]]) -> list[int]:
-    return [f["message"]["data"]["status"]["exec_info"]["queue_remaining"] for f in frames
-            if f["frame"] == "text" and f["message"]["type"] == "status"]
+    return [
+        f["message"]["data"]["status"]["exec_info"]["queue_remaining"]
+        for f in frames
+        if f["frame"] == "text" and f["message"]["type"] == "status"
+    ]

@@ -26,16 +26,30 @@ import aiohttp
 
 TRANSCRIPTS = Path("/work/shared/comfyui-transcripts")
 ORDER = [
-    "success_with_client_id", "success_cached_rerun", "success_no_client_id",
-    "validation_error_missing_checkpoint", "validation_error_malformed_graph", "oom_runtime_error",
-    "oom_runtime_error_no_client_id", "file_not_found_runtime_error", "generic_runtime_error",
-    "value_error_runtime_no_client_id", "interrupt_during_slow_node", "interrupt_targeted_and_no_client_id",
-    "queue_multiple_prompts", "execution_blocked", "ws_handshake_and_logs", "history_and_jobs_api_survey",
-    "reconnect_during_execution", "frontend_style_submission", "history_scaling_timings",
-    "shared_client_id_takeover", "queue_and_history_management",
+    "success_with_client_id",
+    "success_cached_rerun",
+    "success_no_client_id",
+    "validation_error_missing_checkpoint",
+    "validation_error_malformed_graph",
+    "oom_runtime_error",
+    "oom_runtime_error_no_client_id",
+    "file_not_found_runtime_error",
+    "generic_runtime_error",
+    "value_error_runtime_no_client_id",
+    "interrupt_during_slow_node",
+    "interrupt_targeted_and_no_client_id",
+    "queue_multiple_prompts",
+    "execution_blocked",
+    "ws_handshake_and_logs",
+    "history_and_jobs_api_survey",
+    "reconnect_during_execution",
+    "frontend_style_submission",
+    "history_scaling_timings",
+    "shared_client_id_takeover",
+    "queue_and_history_management",
 ]
-TIME_SCALE = 0.25      # recorded sleep seconds -> simulated seconds
-MAX_SLEEP = 3.0        # long (interrupted) sleeps are capped; the interrupt comes long before
+TIME_SCALE = 0.15  # recorded sleep seconds -> simulated seconds
+MAX_SLEEP = 2.0  # long (interrupted) sleeps are capped; the interrupt comes long before
 
 
 def load_case(name: str) -> dict[str, Any]:
@@ -46,7 +60,7 @@ def load_case(name: str) -> dict[str, Any]:
 class HttpResult:
     status: int
     content_type: str | None
-    body: Any          # parsed JSON, text, or None for an empty body
+    body: Any  # parsed JSON, text, or None for an empty body
     raw_len: int
 
 
@@ -66,6 +80,37 @@ def _scale_graph(body: Any) -> Any:
                 if isinstance(inputs.get("seconds"), int | float) and inputs["seconds"] > 0:
                     inputs["seconds"] = min(MAX_SLEEP, round(inputs["seconds"] * TIME_SCALE, 3))
     return body
+
+
+def unrecorded_prompts() -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """Prompts the recording server ran between cases (they are only visible in the survey's
+    full /history): ``{case that follows them: [(recorded prompt id, POST /prompt body)]}``."""
+    submitted: set[str] = set()
+    first_number: dict[str, float] = {}
+    for name in ORDER:
+        for entry in load_case(name)["http"]:
+            resp = entry.get("response")
+            if (
+                entry["method"] == "POST"
+                and entry["path"] == "/prompt"
+                and isinstance(resp, dict)
+                and "prompt_id" in resp
+            ):
+                submitted.add(resp["prompt_id"])
+                first_number.setdefault(name, resp["number"])
+    survey = load_case("history_and_jobs_api_survey")
+    full = next(e["response"] for e in survey["http"] if e["path"] == "/history")
+    gaps: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for prompt_id, item in full.items():
+        if prompt_id in submitted:
+            continue
+        number, _, graph, extra_data, _ = item["prompt"]
+        body: dict[str, Any] = {"prompt": graph}
+        if "client_id" in extra_data:
+            body["client_id"] = extra_data["client_id"]
+        follower = next(n for n in ORDER if first_number.get(n, -1) > number)
+        gaps.setdefault(follower, []).append((prompt_id, body))
+    return gaps
 
 
 def _status_timeline(case: dict[str, Any]) -> list[tuple[int, int]]:
@@ -89,8 +134,9 @@ def _remaining_at(timeline: list[tuple[int, int]], epoch_ms: int) -> int:
 class WsClient:
     """A recording client: connects, sends its recorded text frames, records what it receives."""
 
-    def __init__(self, session: aiohttp.ClientSession, base: str, client_id: str | None,
-                 sends: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, base: str, client_id: str | None, sends: list[dict[str, Any]]
+    ) -> None:
         self.session = session
         self.url = f"{base}/ws" + (f"?clientId={client_id}" if client_id else "")
         self.sends = sends
@@ -133,13 +179,16 @@ def decode_binary(data: bytes) -> dict[str, Any]:
     out: dict[str, Any] = {"frame": "binary", "size": len(data), "event_type": kind}
     if kind == 3:
         n = int.from_bytes(data[4:8], "big")
-        out.update(event_name="TEXT", text_node_id=data[8:8 + n].decode(), text=data[8 + n:].decode())
+        out.update(event_name="TEXT", text_node_id=data[8 : 8 + n].decode(), text=data[8 + n :].decode())
     elif kind == 1:
         out.update(event_name="PREVIEW_IMAGE", image_format_code=int.from_bytes(data[4:8], "big"))
     elif kind == 4:
         n = int.from_bytes(data[4:8], "big")
-        out.update(event_name="PREVIEW_IMAGE_WITH_METADATA", metadata=json.loads(data[8:8 + n]),
-                   image_bytes=len(data) - 8 - n)
+        out.update(
+            event_name="PREVIEW_IMAGE_WITH_METADATA",
+            metadata=json.loads(data[8 : 8 + n]),
+            image_bytes=len(data) - 8 - n,
+        )
     return out
 
 
@@ -150,6 +199,7 @@ class Replayer:
         self.base = base_url
         self.results: dict[str, CaseResult] = {}
         self._settled: str | None = None
+        self.gaps = unrecorded_prompts()
 
     async def _request(self, session: aiohttp.ClientSession, method: str, path: str, body: Any) -> HttpResult:
         kwargs: dict[str, Any] = {}
@@ -197,6 +247,10 @@ class Replayer:
     async def run_case(self, session: aiohttp.ClientSession, name: str) -> CaseResult:
         case = load_case(name)
         result = CaseResult()
+        for rec_id, body in self.gaps.get(name, []):
+            res = await self._request(session, "POST", "/prompt", _scale_graph(body))
+            result.id_map[res.body["prompt_id"]] = rec_id
+            await self.wait_idle(session)
         timeline = _status_timeline(case)
         clients: dict[str, WsClient] = {}
         for cname, frames in case["ws"].items():
@@ -228,8 +282,13 @@ class Replayer:
             result.ws[cname] = client.frames
         return result
 
-    async def _replay_http(self, session: aiohttp.ClientSession, case: dict[str, Any],
-                           timeline: list[tuple[int, int]], result: CaseResult) -> None:
+    async def _replay_http(
+        self,
+        session: aiohttp.ClientSession,
+        case: dict[str, Any],
+        timeline: list[tuple[int, int]],
+        result: CaseResult,
+    ) -> None:
         to_sim: dict[str, str] = {}
         for entry in case["http"]:
             label = entry.get("label") or ""
@@ -237,7 +296,9 @@ class Replayer:
             busy = _remaining_at(timeline, entry["epoch_ms"]) > 0
             if is_submit:
                 pass  # submissions never wait for the server
-            elif busy and ("while" in label or "before" in label or entry["path"] in ("/interrupt", "/queue")):
+            elif busy and (
+                "while" in label or "before" in label or entry["path"] in ("/interrupt", "/queue")
+            ):
                 await self.wait_running(session)
             elif not busy:
                 await self.wait_idle(session)
@@ -246,22 +307,31 @@ class Replayer:
                 path = path.replace(rec_id, sim_id)
                 if body is not None and not isinstance(body, str):
                     body = json.loads(json.dumps(body).replace(rec_id, sim_id))
-            if entry["method"] == "POST" and path in ("/prompt", "/api/prompt"):
+            if is_submit:
                 body = _scale_graph(body)
             res = await self._request(session, entry["method"], path, body)
-            if entry["method"] == "POST" and path == "/prompt" and isinstance(res.body, dict) \
-                    and "prompt_id" in res.body and isinstance(entry["response"], dict):
+            if is_submit:
+                await asyncio.sleep(0.003)  # distinct create_time ms, like the recorder's pacing
+            if (
+                entry["method"] == "POST"
+                and path == "/prompt"
+                and isinstance(res.body, dict)
+                and "prompt_id" in res.body
+                and isinstance(entry["response"], dict)
+            ):
                 to_sim[entry["response"]["prompt_id"]] = res.body["prompt_id"]
                 result.id_map[res.body["prompt_id"]] = entry["response"]["prompt_id"]
             result.http.append(res)
 
-    async def _history_scaling(self, session: aiohttp.ClientSession, case: dict[str, Any],
-                               result: CaseResult) -> None:
+    async def _history_scaling(
+        self, session: aiohttp.ClientSession, case: dict[str, Any], result: CaseResult
+    ) -> None:
         """Wipe, then 10,050 tiny prompts (like the recorder) through /_sim/enqueue."""
         res = await self._request(session, "POST", "/history", {"clear": True})
         result.http.append(res)
-        async with session.post(self.base + "/_sim/enqueue",
-                                json={"outcome": "success", "count": 10050, "output": "PreviewImage"}) as resp:
+        async with session.post(
+            self.base + "/_sim/enqueue", json={"outcome": "success", "count": 10050, "output": "PreviewImage"}
+        ) as resp:
             assert resp.status == 200
         await self.wait_idle(session, timeout=60)
 

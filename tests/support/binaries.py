@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -67,6 +68,18 @@ def require_binary(name: str) -> str:
         pytest.fail(f"CI=true and a required binary is missing: {reason}", pytrace=False)
     pytest.skip(reason)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def require_module(name: str, pip_name: str | None = None) -> None:
+    """Import-check a Python module; skip the test without it, or fail it under CI=true."""
+    import importlib.util
+
+    if importlib.util.find_spec(name) is not None:
+        return
+    reason = f"Python module {name} is missing; install with: pip install {pip_name or name}"
+    if in_ci():
+        pytest.fail(f"CI=true and a required module is missing: {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 def run_tool(
@@ -223,7 +236,9 @@ class Alertmanager(Server):
         """Create a silence with equality matchers; returns its id."""
         now = time.time()
         body = {
-            "matchers": [{"name": k, "value": v, "isRegex": False, "isEqual": True} for k, v in matchers.items()],
+            "matchers": [
+                {"name": k, "value": v, "isRegex": False, "isEqual": True} for k, v in matchers.items()
+            ],
             "startsAt": _rfc3339(now),
             "endsAt": _rfc3339(now + duration_s),
             "createdBy": author,
@@ -350,3 +365,180 @@ def start_alertmanager(
         yield server
     finally:
         server.stop()
+
+
+# ----------------------------------------------------------------- the shipped configs, for tests
+#
+# Tests run the shipped prometheus/ and alertmanager/ files, rewritten only where a test must:
+# intervals, addresses, file paths, and (for the e2e) time knobs. Never a hand-written copy.
+
+REPO = Path(__file__).resolve().parents[2]
+PROMETHEUS_DIR = REPO / "prometheus"
+ALERTMANAGER_DIR = REPO / "alertmanager"
+SHIPPED_SECRETS_DIR = "/etc/alertmanager/secrets/"
+
+KNOB_MARKER = re.compile(r"#\s*knob:\s*([A-Za-z0-9_]+)")
+# A number or Prometheus duration standing alone (not part of a name like `rate5m` or `:15m`).
+KNOB_VALUE = re.compile(r"(?<![\w.:])(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?:ms|s|m|h|d|w|y)?)(?![\w.])")
+
+
+@dataclass(frozen=True)
+class KnobSite:
+    name: str
+    value: str
+    line_no: int
+    file: Path
+
+
+def knob_sites(path: Path) -> list[KnobSite]:
+    """Every ``# knob: NAME`` in a rule file with its value (the last number/duration before it)."""
+    sites = []
+    for line_no, line in enumerate(path.read_text().splitlines(), 1):
+        marker = KNOB_MARKER.search(line)
+        if not marker or line.lstrip().startswith("#"):  # comment lines only talk about knobs
+            continue
+        values = KNOB_VALUE.findall(line[: marker.start()])
+        if not values:
+            raise ValueError(f"{path}:{line_no}: knob {marker.group(1)} has no value before it")
+        sites.append(KnobSite(marker.group(1), values[-1], line_no, path))
+    return sites
+
+
+def set_knobs(text: str, knobs: dict[str, str]) -> tuple[str, set[str]]:
+    """Replace the value of each named knob; returns the new text and the knob names found."""
+    found: set[str] = set()
+    out = []
+    for line in text.splitlines(keepends=True):
+        marker = KNOB_MARKER.search(line)
+        if marker and marker.group(1) in knobs and not line.lstrip().startswith("#"):
+            code = line[: marker.start()]
+            matches = list(KNOB_VALUE.finditer(code))
+            last = matches[-1]
+            line = code[: last.start()] + knobs[marker.group(1)] + code[last.end() :] + line[marker.start() :]
+            found.add(marker.group(1))
+        out.append(line)
+    return "".join(out), found
+
+
+def prepare_prometheus_config(
+    out_dir: str | Path,
+    *,
+    targets: dict[str, list[str]],
+    alertmanagers: Sequence[str],
+    scrape_interval: str | None = None,
+    evaluation_interval: str | None = None,
+    knobs: dict[str, str] | None = None,
+    source: Path = PROMETHEUS_DIR / "prometheus.yml",
+) -> Path:
+    """Write the shipped prometheus.yml and its rule files to ``out_dir``; return the config path.
+
+    ``targets`` maps each scrape job of the shipped file to its test targets (every job must be
+    given); ``alertmanagers`` replaces the Alertmanager targets; ``knobs`` sets `# knob:` values in
+    the rule files (every name must exist).
+    """
+    import yaml
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = yaml.safe_load(source.read_text())
+    glob = config.setdefault("global", {})
+    if scrape_interval:
+        glob["scrape_interval"] = scrape_interval
+        glob["scrape_timeout"] = scrape_interval
+    if evaluation_interval:
+        glob["evaluation_interval"] = evaluation_interval
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    if set(jobs) != set(targets):
+        raise KeyError(f"scrape jobs in {source}: {sorted(jobs)}; targets given for {sorted(targets)}")
+    for name, job in jobs.items():
+        for static in job["static_configs"]:
+            static["targets"] = list(targets[name])
+    config["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": list(alertmanagers)}]}]
+
+    knobs = dict(knobs or {})
+    found: set[str] = set()
+    rules_out = out_dir / "rules"
+    rules_out.mkdir(exist_ok=True)
+    for pattern in config.get("rule_files", []):
+        for rule_file in sorted(source.parent.glob(pattern)):
+            text, names = set_knobs(rule_file.read_text(), knobs)
+            found |= names
+            target = out_dir / rule_file.relative_to(source.parent)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+    missing = set(knobs) - found
+    if missing:
+        raise KeyError(f"knobs not found in the rule files: {sorted(missing)}")
+    path = out_dir / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def prepare_alertmanager_config(
+    out_dir: str | Path,
+    *,
+    slack_url: str,
+    smtp_address: str,
+    smtp_password: str,
+    relay_url: str,
+    relay_token: str,
+    group_wait: str | None = None,
+    group_interval: str | None = None,
+    repeat_interval: str | None = None,
+    source: Path = ALERTMANAGER_DIR / "alertmanager.yml",
+) -> Path:
+    """Write the shipped alertmanager.yml to ``out_dir`` with test addresses, secrets and timings.
+
+    * every ``*_file`` under /etc/alertmanager/secrets/ points at a file in ``out_dir/secrets``
+      holding the test value (Slack URL, SMTP password, relay token);
+    * SMTP goes to ``smtp_address`` without TLS; webhooks keep their path on ``relay_url``;
+    * ``group_wait``/``group_interval``/``repeat_interval`` replace every occurrence in the route tree;
+    * templates resolve to the shipped templates directory.
+    """
+    import yaml
+
+    out_dir = Path(out_dir)
+    secrets = out_dir / "secrets"
+    secrets.mkdir(parents=True, exist_ok=True)
+    values = {"slack_webhook_url": slack_url, "smtp_password": smtp_password, "relay_token": relay_token}
+    for name, value in values.items():
+        (secrets / name).write_text(value)
+    relay = urllib.parse.urlsplit(relay_url)
+    timings = {"group_wait": group_wait, "group_interval": group_interval, "repeat_interval": repeat_interval}
+    seen: set[str] = set()
+
+    def rewrite(node: Any, key: str | None = None) -> Any:
+        if isinstance(node, dict):
+            return {k: rewrite(v, k) for k, v in node.items()}
+        if isinstance(node, list):
+            return [rewrite(v, key) for v in node]
+        if not isinstance(node, str | bool):
+            return node
+        if key and key.endswith("_file") and isinstance(node, str) and node.startswith(SHIPPED_SECRETS_DIR):
+            name = node[len(SHIPPED_SECRETS_DIR) :]
+            if name not in values:
+                raise KeyError(f"unknown secret file {node} in {source}")
+            seen.add(name)
+            return str(secrets / name)
+        if key in ("smtp_smarthost", "smarthost"):
+            seen.add("smarthost")
+            return smtp_address
+        if key in ("smtp_require_tls", "require_tls"):
+            return False
+        if key == "url":
+            parts = urllib.parse.urlsplit(node)
+            seen.add("webhook")
+            return urllib.parse.urlunsplit((relay.scheme, relay.netloc, parts.path, parts.query, ""))
+        if timings.get(key or ""):
+            seen.add(key)
+            return timings[key or ""]
+        return node
+
+    config = rewrite(yaml.safe_load(source.read_text()))
+    config["templates"] = [str((source.parent / t).resolve()) for t in config.get("templates", [])]
+    expected = {*values, "smarthost", "webhook", *(k for k, v in timings.items() if v)}
+    if seen != expected:
+        raise KeyError(f"{source}: expected to rewrite {sorted(expected)}, rewrote {sorted(seen)}")
+    path = out_dir / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path

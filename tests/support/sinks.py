@@ -14,7 +14,6 @@ import email.policy
 import json
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -204,8 +203,9 @@ class Mail:
 class SMTPSink:
     """An aiosmtpd server on 127.0.0.1 that records every message.
 
-    With ``username``/``password`` set, AUTH PLAIN is required and checked (wrong credentials are
-    refused with 535), so a test proves that Alertmanager read its ``auth_password_file``.
+    With ``username``/``password`` set, AUTH PLAIN is offered and checked (wrong credentials are
+    refused with 535, and the message is then never sent); ``Mail.auth_login`` is the login a
+    message was sent under, so a test proves that Alertmanager read its ``auth_password_file``.
     """
 
     username: str | None = None
@@ -226,14 +226,13 @@ class SMTPSink:
         class Handler:
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
                 message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-                login = getattr(session, "auth_data", None)
-                login_name = getattr(login, "login", None)
+                login_name = getattr(session, "auth_data", None)
                 sink._recorder.add(
                     Mail(
                         mail_from=envelope.mail_from,
                         rcpt_tos=list(envelope.rcpt_tos),
                         message=message,  # type: ignore[arg-type]
-                        auth_login=login_name.decode() if isinstance(login_name, bytes) else login_name,
+                        auth_login=login_name if isinstance(login_name, str) else None,
                         received_at=time.time(),
                         received_mono=time.monotonic(),
                     )
@@ -248,22 +247,21 @@ class SMTPSink:
             ok = login == sink.username and password == sink.password
             if not ok:
                 sink.auth_failures.append(f"{mechanism} {login!r}")
-            return AuthResult(success=ok, handled=False)
+            # auth_data ends up in session.auth_data, where handle_DATA reads the login
+            return AuthResult(success=ok, handled=False, auth_data=login if ok else None)
 
         params: dict[str, Any] = {}
         if self.username is not None:
             params = {
                 "authenticator": authenticator,
-                "auth_required": True,
+                # Not auth_required: aiosmtpd warns on every connection when AUTH is required
+                # without TLS. AUTH is still offered and checked; Mail.auth_login shows it was used.
                 "auth_require_tls": False,
                 "auth_exclude_mechanism": ["LOGIN"],
             }
         self.port = self.port or free_port()
-        with warnings.catch_warnings():
-            # "Requiring AUTH while not requiring TLS can lead to security vulnerabilities!"
-            warnings.simplefilter("ignore")
-            self._controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, **params)
-            self._controller.start()
+        self._controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, **params)
+        self._controller.start()
         return self
 
     def stop(self) -> None:

@@ -16,6 +16,7 @@ blocks ComfyUI's event loop.
 from __future__ import annotations
 
 import hmac
+import math
 from typing import Any
 
 from aiohttp import web
@@ -44,9 +45,12 @@ def _number(request: web.Request, name: str, default: float) -> float:
     if raw is None or raw == "":
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
-        raise web.HTTPBadRequest(text=f"{name} must be a number") from None
+        value = math.nan
+    if not math.isfinite(value):
+        raise web.HTTPBadRequest(text=f"{name} must be a finite number")
+    return value
 
 
 def make_handlers(tap: Tap) -> dict[str, Any]:

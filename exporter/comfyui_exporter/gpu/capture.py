@@ -56,9 +56,11 @@ def record_sample(nvml: NvmlLike, t: float) -> dict[str, Any]:
     count = record(nvml.device_count)
     sample: dict[str, Any] = {"t": round(t, 3), "device_count": count, "devices": []}
     for index in range(count if isinstance(count, int) else 0):
-        sample["devices"].append(
-            {what: record(lambda what=what: getattr(nvml, what)(index)) for what in DEVICE_FIELDS}
-        )
+        device = {}
+        for what in DEVICE_FIELDS:
+            reader = getattr(nvml, what)
+            device[what] = record(lambda reader=reader, index=index: reader(index))
+        sample["devices"].append(device)
     return sample
 
 
@@ -133,8 +135,13 @@ def _collect_events(
             continue
         if event is not None:
             out["xid"]["events"].append(
-                {"sample": sample, "t": round(clock() - start, 3), "index": event.index, "uuid": event.uuid,
-                 "xid": event.xid}
+                {
+                    "sample": sample,
+                    "t": round(clock() - start, 3),
+                    "index": event.index,
+                    "uuid": event.uuid,
+                    "xid": event.xid,
+                }
             )
 
 
@@ -145,11 +152,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--samples", type=int, default=3, help="reads of every device (default 3)")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between reads (default 1)")
-    parser.add_argument("--xid-seconds", type=float, default=0.0, help="wait for XID events after the last read")
-    parser.add_argument("--note", default="", help="free text stored in provenance.note (e.g. the machine type)")
+    parser.add_argument(
+        "--xid-seconds", type=float, default=0.0, help="wait for XID events after the last read"
+    )
+    parser.add_argument(
+        "--note", default="", help="free text stored in provenance.note (e.g. the machine type)"
+    )
     args = parser.parse_args(argv)
     result, status = capture(
-        PynvmlNvml(), samples=args.samples, interval=args.interval, xid_seconds=args.xid_seconds, note=args.note
+        PynvmlNvml(),
+        samples=args.samples,
+        interval=args.interval,
+        xid_seconds=args.xid_seconds,
+        note=args.note,
     )
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")

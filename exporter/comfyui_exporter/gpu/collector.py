@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -57,8 +57,12 @@ class _Families:
             "GPU identity from NVML; value is always 1.",
             labels=("gpu", "uuid", "name", "pci_bus_id", "driver_version", "cuda_version"),
         )
-        self.mem_total = g("comfyui_gpu_memory_total_bytes", "Total framebuffer memory (NVML).", labels=GPU_LABELS)
-        self.mem_free = g("comfyui_gpu_memory_free_bytes", "Unallocated framebuffer memory (NVML).", labels=GPU_LABELS)
+        self.mem_total = g(
+            "comfyui_gpu_memory_total_bytes", "Total framebuffer memory (NVML).", labels=GPU_LABELS
+        )
+        self.mem_free = g(
+            "comfyui_gpu_memory_free_bytes", "Unallocated framebuffer memory (NVML).", labels=GPU_LABELS
+        )
         self.mem_used = g(
             "comfyui_gpu_memory_used_bytes",
             "Allocated framebuffer memory incl. driver-reserved (NVML); PyTorch's cache counts as used.",
@@ -76,7 +80,9 @@ class _Families:
         )
         self.temp = g("comfyui_gpu_temperature_celsius", "GPU core temperature.", labels=GPU_LABELS)
         self.power = g("comfyui_gpu_power_watts", "Board power draw.", labels=GPU_LABELS)
-        self.power_limit = g("comfyui_gpu_power_limit_watts", "Enforced board power limit.", labels=GPU_LABELS)
+        self.power_limit = g(
+            "comfyui_gpu_power_limit_watts", "Enforced board power limit.", labels=GPU_LABELS
+        )
         self.throttle = g(
             "comfyui_gpu_throttle_reasons",
             "1 while NVML reports this clock event (throttle) reason as active.",
@@ -150,6 +156,7 @@ class GpuCollector(Collector):
         self._cuda = ""
         self._max_seen: int | None = None
         self._mapping_log: dict[str, str] = {}
+        self._mapping_cache: tuple[Hashable, list[GpuMapping | Unmapped]] | None = None
         self._bug_logged: set[str] = set()
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -182,7 +189,11 @@ class GpuCollector(Collector):
             self._permanent_failure = reason == "library_not_found"
             self._next_init = self._clock() + self._retry_interval_s
             if self._init_failures == 1:
-                retry = "not retried" if self._permanent_failure else f"retried every {self._retry_interval_s:g} s"
+                retry = (
+                    "not retried"
+                    if self._permanent_failure
+                    else f"retried every {self._retry_interval_s:g} s"
+                )
                 log.warning(
                     "NVML unavailable (%s: %s): GPU metrics are off and comfyui_exporter_nvml_up is 0; %s. "
                     "Pass --no-gpu on hosts without NVIDIA GPUs.",
@@ -203,7 +214,9 @@ class GpuCollector(Collector):
             count = self._nvml.device_count()
         except Exception as exc:  # the next read() reports and handles it
             log.debug("device count after init failed: %s", exc)
-        log.info("NVML initialised: driver %s, CUDA %s, %s GPUs", self._driver or "?", self._cuda or "?", count)
+        log.info(
+            "NVML initialised: driver %s, CUDA %s, %s GPUs", self._driver or "?", self._cuda or "?", count
+        )
         if isinstance(count, int):
             self._start_xid(count)
         return True
@@ -243,8 +256,11 @@ class GpuCollector(Collector):
             except Exception as shutdown_exc:
                 log.debug("nvmlShutdown failed: %s", shutdown_exc)
         if exc is not None and self._up:
-            log.warning("NVML stopped answering (%s: %s); GPU metrics are off until it initialises again",
-                        error_reason(exc), exc)
+            log.warning(
+                "NVML stopped answering (%s: %s); GPU metrics are off until it initialises again",
+                error_reason(exc),
+                exc,
+            )
         self._up = False
         self._next_init = self._clock() + self._retry_interval_s
 
@@ -315,9 +331,7 @@ class GpuCollector(Collector):
             fams.gpu_up.add_metric([str(index), uuid], value)
         for r in snapshot.gpus:
             labels = [str(r.index), r.uuid]
-            fams.info.add_metric(
-                [*labels, r.name or "", r.pci_bus_id or "", self._driver, self._cuda], 1
-            )
+            fams.info.add_metric([*labels, r.name or "", r.pci_bus_id or "", self._driver, self._cuda], 1)
             if r.memory_info is not None:
                 fams.mem_total.add_metric(labels, r.memory_info.total)
                 fams.mem_free.add_metric(labels, r.memory_info.free)
@@ -346,13 +360,19 @@ class GpuCollector(Collector):
                 self._bug_logged.add("devices")
                 log.warning("could not get ComfyUI devices for GPU mapping: %s", exc)
             return
-        known = sorted(self.reader.known.values(), key=lambda g: g.index) if self.reader else []
-        results = map_devices(devices, known)
+        known = tuple(sorted(self.reader.known.values(), key=lambda g: g.index)) if self.reader else ()
+        key = (tuple(devices), known)
+        if self._mapping_cache is None or self._mapping_cache[0] != key:  # inputs rarely change
+            self._mapping_cache = (key, map_devices(devices, known))
+        results = self._mapping_cache[1]
         for device, result in zip(devices, results, strict=True):
             if isinstance(result, GpuMapping):
                 fams.device_gpu.add_metric([result.instance, result.gpu, result.uuid], 1)
-                self._log_mapping(result.instance, f"runs on GPU {result.gpu or '?'} {result.uuid} "
-                                  f"({result.method})", logging.INFO)
+                self._log_mapping(
+                    result.instance,
+                    f"runs on GPU {result.gpu or '?'} {result.uuid} ({result.method})",
+                    logging.INFO,
+                )
             else:
                 self._log_unmapped(device, result, bool(known))
 

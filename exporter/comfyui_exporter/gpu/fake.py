@@ -197,4 +197,3 @@ class FakeNvml:
         self._closed = True
         self._registered.clear()
         self._wake.set()
-

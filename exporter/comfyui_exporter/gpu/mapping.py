@@ -134,7 +134,9 @@ def cuda_ordinal(device: ComfyDevice) -> tuple[int | None, bool]:
 
 
 def _same_name(a: str | None, b: str | None) -> bool:
-    return a is not None and b is not None and " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+    return (
+        a is not None and b is not None and " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+    )
 
 
 def _vram_fits(vram_total: int | None, gpu: KnownGpu) -> bool:
@@ -145,8 +147,8 @@ def _vram_fits(vram_total: int | None, gpu: KnownGpu) -> bool:
 
 def map_device(device: ComfyDevice, gpus: Sequence[KnownGpu]) -> GpuMapping | Unmapped:
     """Apply rules 1-3 of the module docstring to one instance."""
-    if device.override_uuid:
-        wanted = device.override_uuid.strip()
+    wanted = (device.override_uuid or "").strip()
+    if wanted:
         for gpu in gpus:
             if gpu.uuid.lower() == wanted.lower():
                 return GpuMapping(device.instance, str(gpu.index), gpu.uuid, "override")
@@ -173,9 +175,13 @@ def map_device(device: ComfyDevice, gpus: Sequence[KnownGpu]) -> GpuMapping | Un
     ordinal, explicit = cuda_ordinal(device)
     by_index = {g.index: g for g in gpus}
     if ordinal is None or ordinal not in by_index or by_index[ordinal] not in candidates:
-        return Unmapped(device.instance, f"CUDA ordinal {ordinal} from argv/index matches no {gpu_name!r} GPU")
+        return Unmapped(
+            device.instance, f"CUDA ordinal {ordinal} from argv/index matches no {gpu_name!r} GPU"
+        )
     gpu = by_index[ordinal]
-    return GpuMapping(device.instance, str(gpu.index), gpu.uuid, "cuda_ordinal" if explicit else "assumed_ordinal")
+    return GpuMapping(
+        device.instance, str(gpu.index), gpu.uuid, "cuda_ordinal" if explicit else "assumed_ordinal"
+    )
 
 
 def map_devices(devices: Iterable[ComfyDevice], gpus: Sequence[KnownGpu]) -> list[GpuMapping | Unmapped]:

@@ -52,10 +52,17 @@ ERROR_NAMES: dict[int, str] = {
 }
 
 
+class InvalidValue(Exception):
+    """An NvmlLike answered with a value of the wrong type or shape."""
+
+
 def error_reason(exc: BaseException) -> str:
-    """Bounded `reason` label value for an exception: the NVML error name, or "other"/"exception"."""
+    """Bounded `reason` label value: the NVML error name, "other" (unknown NVML code), "invalid_value"
+    (an answer of the wrong type or shape) or "exception" (anything else: a bug)."""
     if isinstance(exc, pynvml.NVMLError):
         return ERROR_NAMES.get(getattr(exc, "value", None), "other")  # type: ignore[arg-type]
+    if isinstance(exc, InvalidValue):
+        return "invalid_value"
     return "exception"
 
 

@@ -13,13 +13,14 @@ for that GPU (it is counted once) until NVML is initialised again.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pynvml
 
 from .errors import ErrorCounts
-from .nvml import MemoryInfo, NvmlLike, Utilization, error_reason, is_error
+from .nvml import InvalidValue, MemoryInfo, NvmlLike, Utilization, error_reason, is_error
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,34 @@ _DYNAMIC_FIELDS: tuple[str, ...] = (
     "clocks_event_reasons",
     "mig_mode",
 )
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _number(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {type(value).__name__}")
+    return int(value)
+
+
+# Each answer is checked on the way in: a value of the wrong shape would otherwise break the whole
+# exposition later (prometheus_client renders after collect() returned), which is worse than one lost series.
+_CHECK: dict[str, Callable[[Any], Any]] = {
+    "uuid": _text,
+    "name": _text,
+    "pci_bus_id": _text,
+    "memory_info": lambda v: MemoryInfo(total=_number(v.total), free=_number(v.free), used=_number(v.used)),
+    "utilization_rates": lambda v: Utilization(gpu=_number(v.gpu), memory=_number(v.memory)),
+    "temperature": _number,
+    "power_usage": _number,
+    "enforced_power_limit": _number,
+    "clocks_event_reasons": _number,
+    "mig_mode": lambda v: (_number(v[0]), _number(v[1])),
+}
 
 
 class GpuLost(Exception):
@@ -99,7 +128,9 @@ class GpuReader:
         if key not in self._logged:
             self._logged.add(key)
             level = logging.INFO if reason == "not_supported" else logging.WARNING
-            log.log(level, "NVML %s on GPU %s failed: %s (%s); that series is skipped", what, gpu, exc, reason)
+            log.log(
+                level, "NVML %s on GPU %s failed: %s (%s); that series is skipped", what, gpu, exc, reason
+            )
         return reason
 
     def _call(self, reading: GpuReading, what: str) -> Any:
@@ -107,7 +138,7 @@ class GpuReader:
         if (reading.uuid, what) in self._unsupported:
             return None
         try:
-            return getattr(self._nvml, what)(reading.index)
+            return self._checked(what, getattr(self._nvml, what)(reading.index))
         except Exception as exc:
             if is_error(exc, pynvml.NVML_ERROR_GPU_IS_LOST):
                 raise GpuLost from exc
@@ -115,9 +146,16 @@ class GpuReader:
                 self._unsupported.add((reading.uuid, what))
             return None
 
+    @staticmethod
+    def _checked(what: str, value: Any) -> Any:
+        try:
+            return _CHECK[what](value)
+        except Exception as exc:
+            raise InvalidValue(f"{what} returned {value!r}: {exc}") from exc
+
     def _read_one(self, index: int) -> GpuReading:
         try:
-            uuid = str(self._nvml.uuid(index))
+            uuid = self._checked("uuid", self._nvml.uuid(index))
         except Exception as exc:
             if is_error(exc, pynvml.NVML_ERROR_GPU_IS_LOST):
                 raise GpuLost from exc
@@ -147,8 +185,8 @@ class GpuReader:
                 if index not in self._lost:
                     self._lost.add(index)
                     log.error(
-                        "GPU %s (%s) is lost (NVML_ERROR_GPU_IS_LOST: fell off the bus); its series are dropped "
-                        "until it answers again, which usually needs a GPU reset or a reboot",
+                        "GPU %s (%s) is lost (NVML_ERROR_GPU_IS_LOST: fell off the bus); its series are "
+                        "dropped until it answers again, which usually needs a GPU reset or a reboot",
                         index,
                         previous.uuid if previous else "uuid unknown",
                     )
@@ -171,6 +209,11 @@ class GpuReader:
         for index in sorted(set(self.known) - set(range(count))):
             if index not in self._lost:
                 self._lost.add(index)
-                log.error("GPU %s (%s) is no longer reported by NVML (%s GPUs now)", index, self.known[index].uuid, count)
+                log.error(
+                    "GPU %s (%s) is no longer reported by NVML (%s GPUs now)",
+                    index,
+                    self.known[index].uuid,
+                    count,
+                )
             snapshot.down.append((index, self.known[index].uuid))
         return snapshot

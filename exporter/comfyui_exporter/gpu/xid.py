@@ -82,6 +82,8 @@ class XidWatcher:
         self._poll_ms = poll_ms
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._backoff = 0.0
+        self._logged_reasons: set[str] = set()
         self.registered: list[int] = []
 
     def register(self, indices: Iterable[int]) -> list[int]:
@@ -111,20 +113,25 @@ class XidWatcher:
         self.record(event)
         return True
 
+    def step(self) -> float:
+        """One loop iteration that never raises: the seconds to back off before the next (0 after success)."""
+        try:
+            self.poll_once()
+        except Exception as exc:
+            reason = error_reason(exc)
+            self._errors.inc(reason)
+            if reason not in self._logged_reasons:
+                self._logged_reasons.add(reason)
+                log.warning("waiting for NVML XID events failed (%s: %s); retrying with backoff", reason, exc)
+            self._backoff = min(max(self._backoff * 2, 1.0), _MAX_BACKOFF_S)
+            return self._backoff
+        self._backoff = 0.0
+        return 0.0
+
     def run(self) -> None:
-        backoff = 0.0
-        logged: set[str] = set()
         while not self._stop.is_set():
-            try:
-                self.poll_once()
-                backoff = 0.0
-            except Exception as exc:
-                reason = error_reason(exc)
-                self._errors.inc(reason)
-                if reason not in logged:
-                    logged.add(reason)
-                    log.warning("waiting for NVML XID events failed (%s: %s); retrying with backoff", reason, exc)
-                backoff = min(max(backoff * 2, 1.0), _MAX_BACKOFF_S)
+            backoff = self.step()
+            if backoff:
                 self._stop.wait(backoff)
 
     def start(self) -> None:

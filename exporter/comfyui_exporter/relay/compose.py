@@ -3,8 +3,9 @@
 Strategy, in order of preference, for one notification:
 1. the whole rendered message in one robot message;
 2. split at line boundaries into at most ``max_parts`` messages (each costs a rate-limit token);
-3. fewer alert details ("…N more alerts"), the summary counts always kept;
-4. as a last resort cut the last part, marked as truncated.
+3. pathological summaries/descriptions shortened (2000, 500, 160 characters, ending in "…");
+4. fewer alert details ("…N more alerts"), the summary counts always kept;
+5. as a last resort cut the last part, marked as truncated.
 A merged message is always exactly one robot message: it lists as many alerts as fit and counts the
 rest (they are all in the journal). Whatever the input, no part exceeds the robot's limit.
 """
@@ -21,6 +22,7 @@ from .render import Message, Renderer
 from .robots import Part, Robot
 
 TRUNCATED = "\n\n…(truncated / 已截断)"
+FIELD_LIMITS = (None, 2000, 500, 160)  # characters of summary/description, tried in this order
 
 
 def _header(i: int, n: int) -> str:
@@ -84,13 +86,17 @@ def compose_single(
     tone = _tone([payload], merged=False)
     mention = payload.critical and target.mention.configured
 
-    def parts_for(max_details: int | None) -> list[Part]:
-        return _split(renderer.single(payload, target, ref, failures, max_details), robot, tone, mention)
+    def parts_for(max_details: int | None, field_limit: int | None) -> list[Part]:
+        msg = renderer.single(payload, target, ref, failures, max_details, field_limit=field_limit)
+        return _split(msg, robot, tone, mention)
 
-    parts = parts_for(None)
-    if len(parts) > max_parts:
-        k = _largest(0, len(payload.alerts), lambda k: len(parts_for(k)) <= max_parts)
-        parts = parts_for(k) if k is not None else _truncate_last(parts_for(0)[:max_parts], robot)
+    for field_limit in FIELD_LIMITS:  # first shorten pathological summaries/descriptions
+        parts = parts_for(None, field_limit)
+        if len(parts) <= max_parts:
+            return _with_mention(parts, robot, parts[0].title, mention)
+    limit = FIELD_LIMITS[-1]  # then show fewer alerts in detail
+    k = _largest(0, len(payload.alerts), lambda k: len(parts_for(k, limit)) <= max_parts)
+    parts = parts_for(k, limit) if k is not None else _truncate_last(parts_for(0, limit)[:max_parts], robot)
     return _with_mention(parts, robot, parts[0].title, mention)
 
 

@@ -251,7 +251,7 @@ def _parse_target(name: str, sec: _Section, env: Mapping[str, str], base: Path, 
     r = sec.section("rate_limit")
     per_minute = r.number("per_minute", defaults["per_minute"], 1, integer=True)
     per_second_raw = r.raw("per_second", defaults["per_second"])
-    per_second = None if per_second_raw is None else r.number("per_second", 0, 1, integer=True)
+    per_second = None if per_second_raw is None else r.number("per_second", per_second_raw, 1, integer=True)
     burst = r.number("burst", min(defaults["burst"] or 1, per_minute), 1, integer=True)
     r.finish()
     for key, value, limit in (

@@ -314,6 +314,9 @@ class TargetWorker:
             await asyncio.sleep(pause)
 
     def _settle(self, batch: list[Pending], result: Result) -> None:
+        batch = [p for p in batch if p.state is not State.DONE]
+        if not batch:
+            return
         now = self._clock()
         for p in batch:
             if p.state is State.DONE:

@@ -83,16 +83,25 @@ def split_to_fit(text: str, fits: Callable[[str], bool], header: Callable[[int, 
         if fits(probe + candidate):
             current = candidate
             continue
-        if current:
+        if fits(probe + line):  # a short line: start the next part with it
             chunks.append(current)
-            current = ""
-        while line and not fits(probe + line):
-            piece = cut_to_fit(line, lambda s: fits(probe + s))
+            current = line
+            continue
+        # A line longer than a whole part: cut it, starting in the current part's free space.
+        while line:
+            prefix = current + "\n" if current else ""
+            piece = cut_to_fit(line, lambda s, prefix=prefix: fits(probe + prefix + s))
             if not piece:
-                raise ValueError("size limit is smaller than one character plus the message frame")
-            chunks.append(piece)
+                if not current:
+                    raise ValueError("size limit is smaller than one character plus the message frame")
+                chunks.append(current)
+                current = ""
+                continue
+            current = prefix + piece
             line = line[len(piece) :]
-        current = line
+            if line:
+                chunks.append(current)
+                current = ""
     if current:
         chunks.append(current)
     total = len(chunks)

@@ -55,7 +55,9 @@ def _str(obj: dict[str, Any], key: str, where: str, default: str = "") -> str:
 
 
 def _kv(obj: dict[str, Any], key: str, where: str) -> dict[str, str]:
-    value = obj.get(key) or {}
+    value = obj.get(key)
+    if value is None:
+        return {}
     if not isinstance(value, dict):
         raise PayloadError(f"{where}{key} must be an object")
     out = {}

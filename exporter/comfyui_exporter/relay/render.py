@@ -91,7 +91,11 @@ def _icon(alert: Alert) -> str:
     return "✅" if alert.status == "resolved" else _ICONS.get(alert.severity, "🟡")
 
 
-def _alert_view(alert: Alert, payload: Payload, tz: str, failure: FailureDetail | None) -> dict[str, Any]:
+def _alert_view(
+    alert: Alert, payload: Payload, tz: str, failure: FailureDetail | None, field_limit: int | None = None
+) -> dict[str, Any]:
+    """Template view of one alert; ``field_limit`` caps summary/description (used when space runs out)."""
+    limit = field_limit or 10**9
     ann, common = alert.annotations, payload.common_annotations
     links = [
         {"kind": kind, "url": url}
@@ -109,8 +113,8 @@ def _alert_view(alert: Alert, payload: Payload, tz: str, failure: FailureDetail 
         "icon": _icon(alert),
         "instance": alert.instance,
         "error_type": alert.error_type,
-        "summary": _oneline(ann.get("summary") or common.get("summary", "")),
-        "description": _oneline(ann.get("description") or common.get("description", "")),
+        "summary": _short(ann.get("summary") or common.get("summary", ""), limit),
+        "description": _short(ann.get("description") or common.get("description", ""), limit),
         "starts_at": fmt_time(alert.starts_at, tz),
         "ends_at": fmt_time(alert.ends_at, tz) if alert.status == "resolved" else "",
         "links": links,
@@ -161,6 +165,7 @@ class Renderer:
         failures: dict[str, FailureDetail] | None = None,
         max_details: int | None = None,
         strict: bool = False,
+        field_limit: int | None = None,
     ) -> Message:
         """One notification: summary counts, then up to ``max_details`` alert details, then links."""
         failures = failures or {}
@@ -178,7 +183,10 @@ class Renderer:
             "omitted": len(alerts) - len(shown),
             "truncated": payload.truncated_alerts,
             "group_labels": payload.group_labels,
-            "alerts": [_alert_view(a, payload, target.timezone, failures.get(alert_key(a))) for a in shown],
+            "alerts": [
+                _alert_view(a, payload, target.timezone, failures.get(alert_key(a)), field_limit)
+                for a in shown
+            ],
             "silence_url": silence_url(payload.external_url, labels) if payload.status == "firing" else "",
             "alertmanager_url": alerts_url(payload.external_url, labels),
             "ref": ref,

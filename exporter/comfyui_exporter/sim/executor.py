@@ -292,8 +292,7 @@ class Executor:
                 except NodeFailure as fail:
                     raise _NodeFailed(node_id, fail.mode) from None
                 values[node_id] = value
-                self._finish_node(ctx, node_id)
-                if ui is not None:
+                if ui is not None:  # ComfyUI sends `executed` before marking the node finished
                     self._client_only(
                         ctx,
                         "executed",
@@ -301,6 +300,7 @@ class Executor:
                     )
                     ui_outputs[node_id] = ui
                     meta[node_id] = _meta(node_id)
+                self._finish_node(ctx, node_id)
                 ctx.executed.append(node_id)
                 if not isinstance(value, Blocker):
                     self.cache[sigs[node_id]] = ui

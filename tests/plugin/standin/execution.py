@@ -15,7 +15,6 @@ import heapq
 import json
 import threading
 import time
-from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import comfy.model_management
@@ -29,25 +28,8 @@ from comfy_execution.progress import (
 )
 from comfy_execution.utils import CurrentNodeContext
 
-RECORDINGS = Path(__file__).resolve().parents[2] / "fixtures" / "comfyui-0.8.0"
-
-
-def recorded_submissions() -> list[dict[str, Any]]:
-    """Every POST /prompt of the validation_error_* recordings (label, request_body, status, response)."""
-    out = []
-    for path in sorted(RECORDINGS.glob("validation_error_*.json")):
-        for entry in json.loads(path.read_text(encoding="utf-8"))["http"]:
-            if entry["method"] == "POST" and entry["path"].rstrip("/").endswith("prompt"):
-                out.append(entry)
-    return out
-
-
-RECORDED: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    json.dumps(e["request_body"]["prompt"], sort_keys=True):
-        (e["response"]["error"], e["response"]["node_errors"])
-    for e in recorded_submissions()
-    if isinstance(e["request_body"], dict) and "prompt" in e["request_body"] and e["status"] == 400
-}
+# graph JSON (sort_keys) -> (error, node_errors) recorded from ComfyUI 0.8.0; filled by harness.StandIn.
+RECORDED: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
 OUTPUT_TYPES = {"SaveImage", "PreviewImage"}
 SENSITIVE_EXTRA_DATA_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")
 

@@ -33,6 +33,9 @@ class OOM_EXCEPTION(Exception):  # torch.cuda.OutOfMemoryError in ComfyUI
     pass
 
 
+OOM_EXCEPTION.__module__, OOM_EXCEPTION.__qualname__ = "torch", "OutOfMemoryError"
+
+
 cpu_state = CPUState.GPU
 state: dict[str, Any] = {"device": Device("cuda", 0), "free": 8 << 30, "loaded": [], "cached": 0}
 calls: list[tuple[Any, ...]] = []

@@ -1,0 +1,69 @@
+"""Scenario driver: built-ins, files, the drawn prompt mix, and a live run."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from comfyui_exporter.sim.control import enqueue_bodies
+from comfyui_exporter.sim.scenario import BUILTINS, draw_prompt, load_scenario
+from comfyui_exporter.sim.testing import running_sim
+
+
+def test_builtins_exist_and_demo_is_failure_rich() -> None:
+    assert {"idle", "demo", "load"} <= set(BUILTINS)
+    assert load_scenario("idle")["rate"] == 0
+    demo = load_scenario("demo")
+    assert demo["stuck"]["share"] > 0 and demo["bursts"]["size"] > 1
+    assert sum(w for k, w in demo["outcomes"].items() if k != "success") >= 0.2
+    with pytest.raises(ValueError, match="unknown scenario"):
+        load_scenario("no-such-scenario")
+
+
+def test_drawn_mix_follows_weights_and_shares() -> None:
+    scn = {
+        "outcomes": {"success": 3, "oom": 1},
+        "client_id_share": 0.25,
+        "workflow": {"share": 0.5, "kb": 4},
+        "run_seconds": {"dist": "uniform", "min": 1, "max": 2},
+        "progress_steps": [1, 3],
+    }
+    rng = random.Random(7)
+    draws = [draw_prompt(scn, rng) for _ in range(4000)]
+    counts = Counter(d["outcome"] for d in draws)
+    assert 0.7 < counts["success"] / 4000 < 0.8
+    assert 0.2 < sum("client_id" in d for d in draws) / 4000 < 0.3
+    assert 0.45 < sum("workflow_kb" in d for d in draws) / 4000 < 0.55
+    assert all(1 <= d["seconds"] <= 2 and 1 <= d["progress_steps"] <= 3 for d in draws)
+    body = enqueue_bodies(draws[0], rng)[0]
+    assert body["prompt"]["2"]["class_type"] == "FaultInjection"
+
+
+def test_yaml_scenario_file_runs_live(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text("base: load\nrate: 40\noutcomes: {success: 1, oom: 1}\nrun_seconds: 0\n")
+    assert load_scenario(str(path))["rate"] == 40
+    with running_sim(scenario=str(path), seed=3) as sim:
+        time.sleep(1.5)
+        out = sim.outcomes()
+        assert out["finished"] >= 20
+        assert out["success"] > 0 and out["failures"]["oom"] > 0
+        assert out["finished"] == out["success"] + out["interrupted"] + sum(out["failures"].values())
+        jobs = sim.get("/api/jobs?status=failed&limit=1")
+        assert jobs["pagination"]["total"] == out["failures"]["oom"] or sim.stats()["running"]
+
+
+def test_json_scenario_with_stuck_prompts(tmp_path: Path) -> None:
+    path = tmp_path / "stuck.json"
+    path.write_text(json.dumps({"rate": 30, "stuck": {"share": 1.0, "seconds": 30}}))
+    with running_sim(scenario=str(path)) as sim:
+        time.sleep(0.6)
+        stats = sim.stats()
+        assert stats["running"] is not None and stats["queue_pending"] >= 3
+        job = sim.get(f"/api/jobs/{stats['running']}")
+        assert job["status"] == "in_progress"
