@@ -73,7 +73,7 @@ def make_items(n: int, seed: int = 1) -> list[Entry]:
     kinds = templates()
     out: list[Entry] = []
     t_ms = 1_767_225_600_000
-    for i in range(n):
+    for _i in range(n):
         r = rng.random()
         kind = "error" if r < 0.10 else "interrupted" if r < 0.12 else "success"
         if kind == "success" and rng.random() < 0.10:

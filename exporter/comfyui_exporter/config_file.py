@@ -254,7 +254,7 @@ def _instances(node: Node, base: Path) -> list[FileInstance]:
             raise item.error("url is required")
         url_node = f["url"]
         try:
-            default_name, url, gpu = parse_instance(url_node.as_str(allow_empty=False), "url")
+            default_name, url, gpu = parse_instance(url_node.as_str(allow_empty=False), "--url")
         except ConfigError as exc:
             raise url_node.error(_strip_flag(exc)) from None
         if gpu is not None:

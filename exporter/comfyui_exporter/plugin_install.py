@@ -16,8 +16,11 @@ refuses to replace a directory of that name that is not this plugin.
 
 from __future__ import annotations
 
+import argparse
 import filecmp
 import shutil
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -115,3 +118,22 @@ def _same_tree(a: Path, b: Path) -> bool:
     if mismatch or errors:
         return False
     return all(_same_tree(a / d, b / d) for d in cmp.common_dirs)
+
+
+def main(argv: Sequence[str]) -> int:
+    """``comfyui-exporter install-plugin /path/to/ComfyUI [--mode copy|link]``: prints what it did."""
+    parser = argparse.ArgumentParser(
+        prog="comfyui-exporter install-plugin",
+        description="Install the optional plugin into ComfyUI/custom_nodes (see docs/plugin.md).",
+    )
+    parser.add_argument("comfyui_dir", type=Path, help="the ComfyUI directory (the one with main.py)")
+    parser.add_argument("--mode", choices=("copy", "link"), default="copy",
+                        help="copy the files (default) or symlink to this installation's copy")
+    args = parser.parse_args(list(argv))
+    try:
+        for line in install_plugin(args.comfyui_dir, args.mode):
+            print(line)
+    except (PluginInstallError, OSError) as exc:
+        print(f"comfyui-exporter install-plugin: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, PluginInstallError) else 1
+    return 0

@@ -104,28 +104,32 @@ def _ident(panel_type: str) -> str:
 
 
 def check(dashboard: dict[str, Any], panel_checks: bool = True) -> TscResult:
+    return check_many({"dashboard": (dashboard, panel_checks)})["dashboard"]
+
+
+def check_many(cases: dict[str, tuple[dict[str, Any], bool]]) -> dict[str, TscResult]:
+    """Type-check several dashboards in one tsc run (one module each); errors are reported per case."""
     tsc = tsc_path()
-    source, labels = build_source(dashboard, panel_checks)
+    sources = {
+        f"case{i}.ts": (name, *build_source(d, panel_checks))
+        for i, (name, (d, panel_checks)) in enumerate(cases.items())
+    }
     with tempfile.TemporaryDirectory(prefix="dash-ts-") as tmp:
         root = Path(tmp)
         os.symlink(node_modules(), root / "node_modules", target_is_directory=True)
-        (root / "dashboard.ts").write_text(source, encoding="utf-8")
+        for file, (_, source, _) in sources.items():
+            (root / file).write_text(source, encoding="utf-8")
+        options = {
+            "strict": True,
+            "noEmit": True,
+            "target": "es2022",
+            "module": "esnext",
+            "moduleResolution": "bundler",
+            "skipLibCheck": True,
+            "types": [],
+        }
         (root / "tsconfig.json").write_text(
-            json.dumps(
-                {
-                    "compilerOptions": {
-                        "strict": True,
-                        "noEmit": True,
-                        "target": "es2022",
-                        "module": "esnext",
-                        "moduleResolution": "bundler",
-                        "skipLibCheck": True,
-                        "types": [],
-                    },
-                    "files": ["dashboard.ts"],
-                }
-            ),
-            encoding="utf-8",
+            json.dumps({"compilerOptions": options, "files": sorted(sources)}), encoding="utf-8"
         )
         proc = subprocess.run(
             [str(tsc), "-p", str(root / "tsconfig.json"), "--pretty", "false"],
@@ -134,11 +138,21 @@ def check(dashboard: dict[str, Any], panel_checks: bool = True) -> TscResult:
             text=True,
             timeout=120,
         )
-    errors = []
+    errors: dict[str, list[str]] = {name: [] for name, _, _ in sources.values()}
     for line in (proc.stdout + proc.stderr).splitlines():
-        m = re.match(r"dashboard\.ts\((\d+),(\d+)\): (.*)", line)
-        if m:
-            errors.append(f"{labels.get(int(m.group(1)), 'prelude')} (line {m.group(1)}): {m.group(3)}")
+        m = re.match(r"(case\d+\.ts)\((\d+),(\d+)\): (.*)", line)
+        if m and m.group(1) in sources:
+            name, _, labels = sources[m.group(1)]
+            errors[name].append(f"{labels.get(int(m.group(2)), 'prelude')} (line {m.group(2)}): {m.group(4)}")
         elif line.strip() and not line.startswith(" "):
-            errors.append(line)
-    return TscResult(proc.returncode, errors, source)
+            for errs in errors.values():  # not attributable to one file: report it everywhere
+                errs.append(line)
+    if proc.returncode != 0 and not any(errors.values()):
+        for errs in errors.values():
+            errs.append(
+                f"tsc exited {proc.returncode} without a diagnostic: {proc.stdout[-500:]}{proc.stderr[-500:]}"
+            )
+    return {
+        name: TscResult(1 if errors[name] else 0, errors[name], source)
+        for name, source, _ in sources.values()
+    }

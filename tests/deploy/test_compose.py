@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,7 @@ _OVERRIDES = (
 def _compose(
     *args: str, file: Path | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    base_env = {k: v for k, v in os.environ.items() if k not in _OVERRIDES}
+    base_env = {k: v for k, v in os.environ.items() if k not in _OVERRIDES and not k.endswith("_FILE")}
     return subprocess.run(
         [compose_binary(), "-f", str(file or REPO / "docker-compose.yml"), *args],
         cwd=REPO,
@@ -156,24 +158,78 @@ def test_alertmanager_secrets_are_where_alertmanager_yml_reads_them() -> None:
     assert "--cluster.listen-address=" in svc["command"]
 
 
-def test_relay_config_secrets_are_mounted() -> None:
+def _relay_yml() -> Path:
     relay_yml = REPO / "deploy" / "relay" / "relay.yml"
     if not relay_yml.exists():
         if IN_CI:
             pytest.fail("deploy/relay/relay.yml is missing")
         pytest.skip("deploy/relay/relay.yml not written yet")
-    text = relay_yml.read_text(encoding="utf-8")
-    svc = resolved("demo")["services"]["comfyui-alert-relay"]
-    provided = {
-        s["target"] if s["target"].startswith("/") else f"/run/secrets/{s['target']}"
-        for s in svc.get("secrets", [])
-    }
-    mounts = {v["target"] for v in svc.get("volumes", [])}
-    for path in re.findall(r"_file:\s*[\"']?(/[^\s\"']+)", text):
-        ok = path in provided or any(path.startswith(m.rstrip("/") + "/") for m in mounts)
-        assert ok, f"relay.yml reads {path}, which the compose relay service does not provide"
+    return relay_yml
+
+
+def test_relay_config_loads_inside_the_compose_container(tmp_path: Path) -> None:
+    """Rebuild the relay container's filesystem view (config dir mount, compose secrets, volumes) under
+    tmp_path, point every absolute path of relay.yml there, and run ``comfyui-alert-relay
+    --check-config`` with the service's environment: what the container would do at start."""
+    relay_yml = _relay_yml()
+    cfg = resolved("demo")
+    svc = cfg["services"]["comfyui-alert-relay"]
     cmd = svc["command"]
-    assert cmd[cmd.index("--config") + 1].startswith("/etc/comfyui-alert-relay/")
+    config_in_container = Path(cmd[cmd.index("--config") + 1])
+    root = tmp_path / "root"
+    writable: list[Path] = []
+    for vol in svc.get("volumes", []):
+        dest = root / vol["target"].lstrip("/")
+        if vol["type"] == "bind":
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            src = Path(vol["source"])
+            if src.is_dir():
+                shutil.copytree(src, dest)
+            else:
+                dest.write_bytes(src.read_bytes())
+        else:
+            dest.mkdir(parents=True, exist_ok=True)
+            writable.append(Path(vol["target"]))
+    for sec in svc.get("secrets", []):
+        target = sec["target"] if sec["target"].startswith("/") else f"/run/secrets/{sec['target']}"
+        dest = root / target.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(Path(cfg["secrets"][sec["source"]]["file"]).read_bytes())
+    config_path = root / config_in_container.relative_to("/")
+    assert config_path.is_file(), f"{config_in_container} is not provided by a mount"
+    assert config_path.read_bytes() == relay_yml.read_bytes(), "not deploy/relay/relay.yml"
+    data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+
+    journal = Path((data.get("journal") or {}).get("path", ""))
+    journal_abs = journal if journal.is_absolute() else config_in_container.parent / journal
+    assert any(journal_abs.is_relative_to(w) for w in writable), (
+        f"the relay journal {journal_abs} is not on a writable volume (config mounts are read-only)"
+    )
+
+    def remap(node: object) -> object:
+        if isinstance(node, dict):
+            return {k: remap(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [remap(v) for v in node]
+        if isinstance(node, str) and node.startswith("/"):
+            return str(root / node.lstrip("/"))
+        return node
+
+    config_path.write_text(yaml.safe_dump(remap(data)), encoding="utf-8")
+    env = {
+        **os.environ,
+        **{k: str(v) for k, v in (svc.get("environment") or {}).items()},
+        "PYTHONPATH": str(REPO / "exporter"),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "comfyui_exporter.relay", "--config", str(config_path), "--check-config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert svc["environment"]["HEALTHCHECK_URL"].endswith(":9189/-/healthy")
 
 
 def test_gpu_profile_gets_the_gpus_and_the_others_do_not() -> None:
@@ -269,3 +325,38 @@ def test_prometheus_mounts_the_rules_prometheus_yml_loads() -> None:
     assert "--config.file=/etc/prometheus/prometheus.yml" in svc["command"]
     for pattern in _prometheus_yml()["rule_files"]:
         assert list((REPO / "prometheus").glob(pattern)), f"rule_files {pattern} matches nothing"
+
+
+def test_alertmanager_webhooks_reach_existing_relay_targets() -> None:
+    """alertmanager.yml posts to http://comfyui-alert-relay:9189/alerts/<target>: each <target> must be a
+    target of deploy/relay/relay.yml (the relay answers 404 otherwise), with the same bearer token."""
+    relay = yaml.safe_load(_relay_yml().read_text(encoding="utf-8"))
+    am = yaml.safe_load((REPO / "alertmanager" / "alertmanager.yml").read_text(encoding="utf-8"))
+    cfg = resolved("demo")
+    services = cfg["services"]
+    problems = []
+    for receiver in am["receivers"]:
+        for hook in receiver.get("webhook_configs", []):
+            m = re.match(r"http://([^/:]+):(\d+)(/.*)", hook["url"])
+            if not m or m.group(1) != "comfyui-alert-relay":
+                continue
+            if m.group(2) != relay["listen"].rsplit(":", 1)[1]:
+                problems.append(f"{receiver['name']}: port {m.group(2)}, relay listens on {relay['listen']}")
+            path = m.group(3)
+            target = path.removeprefix("/alerts/") if path.startswith("/alerts/") else None
+            if path != "/journal" and target not in relay["targets"]:
+                problems.append(
+                    f"{receiver['name']} posts to {path}; relay.yml has targets {sorted(relay['targets'])}"
+                )
+            token_file = hook.get("http_config", {}).get("authorization", {}).get("credentials_file")
+            am_secrets = services["alertmanager"]["secrets"]
+            am_secret = next(s["source"] for s in am_secrets if s["target"] == token_file)
+            relay_secret = next(
+                s["source"]
+                for s in services["comfyui-alert-relay"]["secrets"]
+                if (s["target"] if s["target"].startswith("/") else f"/run/secrets/{s['target']}")
+                == relay["auth_token_file"]
+            )
+            if cfg["secrets"][am_secret]["file"] != cfg["secrets"][relay_secret]["file"]:
+                problems.append(f"{receiver['name']}: Alertmanager and the relay use different token files")
+    assert not problems, "\n".join(problems)

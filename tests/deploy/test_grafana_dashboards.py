@@ -31,6 +31,7 @@ from deploy_helpers import (
 from grafana_interpolate import references
 from grafana_queries import all_queries, panel_queries, promtool_check, substituted, variable_query_as_promql
 from grafana_schema import check as tsc_check
+from grafana_schema import check_many as tsc_check_many
 
 EXPECTED_UIDS = {"comfyui-overview"}
 DS_REF = {"type": "prometheus", "uid": "${datasource}"}
@@ -78,32 +79,45 @@ def test_dashboard_matches_grafana_schema(path: Path) -> None:
     assert result.returncode == 0 and not result.errors, "\n".join(result.errors)
 
 
-@pytest.mark.parametrize("mutation", ["unknown_key", "bad_enum", "bad_option", "missing_type", "bad_custom"])
-def test_schema_check_rejects_broken_dashboards(mutation: str) -> None:
-    """The validator must be able to fail: each deliberate defect yields a tsc error naming its place."""
+MUTATIONS = ["unknown_key", "bad_enum", "bad_option", "missing_type", "bad_custom"]
+
+
+def _mutated(mutation: str) -> tuple[dict[str, Any], bool, str]:
+    """A broken copy of the first dashboard, whether to run the per-panel checks, and where tsc must point."""
     d = copy.deepcopy(load_dashboard(DASHBOARD_FILES[0]))
     panels = list(iter_panels(d))
     ts = next(p for p in panels if p["type"] == "timeseries")
     stat = next(p for p in panels if p["type"] == "stat")
     if mutation == "unknown_key":
         d["refreshh"] = "30s"
-        where = "dashboard"
-    elif mutation == "bad_enum":
+        return d, True, "dashboard"
+    if mutation == "bad_enum":
         ts["fieldConfig"]["defaults"]["thresholds"]["mode"] = "absolut"
-        where = "dashboard"
-    elif mutation == "bad_option":
+        return d, True, "dashboard"
+    if mutation == "bad_option":
         stat["options"]["colorMode"] = "rainbow"
-        where = f"panel {stat['id']}"
-    elif mutation == "missing_type":
+        return d, True, f"panel {stat['id']}"
+    if mutation == "missing_type":
         del ts["type"]
-        result = tsc_check(d, panel_checks=False)  # the per-panel checks need a type to pick a schema
-        assert result.returncode != 0
-        assert any(e.startswith("dashboard (line") for e in result.errors), result.errors
-        return
-    else:
-        ts["fieldConfig"]["defaults"]["custom"]["drawStyle"] = "dots"
-        where = f"panel {ts['id']}"
-    result = tsc_check(d)
+        return d, False, "dashboard"  # the per-panel checks need a type to pick a schema
+    ts["fieldConfig"]["defaults"]["custom"]["drawStyle"] = "dots"
+    return d, True, f"panel {ts['id']}"
+
+
+@pytest.fixture(scope="module")
+def mutation_results() -> dict[str, Any]:
+    cases = {}
+    for m in MUTATIONS:
+        d, panel_checks, _ = _mutated(m)
+        cases[m] = (d, panel_checks)
+    return tsc_check_many(cases)
+
+
+@pytest.mark.parametrize("mutation", MUTATIONS)
+def test_schema_check_rejects_broken_dashboards(mutation: str, mutation_results: dict[str, Any]) -> None:
+    """The validator must be able to fail: each deliberate defect yields a tsc error naming its place."""
+    _, _, where = _mutated(mutation)
+    result = mutation_results[mutation]
     assert result.returncode != 0
     assert any(e.startswith(where) for e in result.errors), result.errors
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_helpers import IN_CI, REPO, missing_tool, tool
+from deploy_helpers import REPO, tool
 
 K8S = REPO / "deploy" / "kubernetes"
 COMPONENT = K8S / "exporter"
@@ -230,12 +230,11 @@ def test_prometheusrule_expressions_parse() -> None:
 
 
 def _kubectl() -> str:
+    """kubectl (its built-in kustomize renders offline). Optional even under CI=true: it is not one of the
+    tools the test script installs, and the cross-object checks above run without it."""
     kubectl = shutil.which("kubectl")
     if kubectl is None:
-        msg = "kubectl not found (kubectl kustomize renders deploy/kubernetes offline)"
-        if IN_CI:
-            pytest.fail(msg)
-        missing_tool("kubectl", msg)
+        pytest.skip("kubectl not found: the kustomize render check needs `kubectl kustomize`")
     return kubectl  # type: ignore[return-value]
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -57,7 +58,7 @@ AM_TIMING = {"group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h"
 KNOBS = {
     "comfyui_down_for": "2s",
     "new_failure_window": "20s",
-    "prompt_stuck_running_seconds": "8",
+    "prompt_stuck_running_seconds": "10",
     "prompt_stuck_no_progress_seconds": "3",
     "prompt_stuck_for": "1s",
 }
@@ -183,8 +184,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 exporter.wait(10)
             except subprocess.TimeoutExpired:
                 exporter.kill()
-        for sim in sims.values():
-            sim.stop()
+        with ThreadPoolExecutor(max_workers=len(sims)) as pool:
+            list(pool.map(lambda s: s.stop(), sims.values()))
 
 
 def _wait_until_watching(stack: Stack) -> None:
@@ -228,13 +229,14 @@ def test_oom_reaches_slack_email_and_journal(stack: Stack) -> None:
         "*Severity:* `critical`",
         f"*Instance:* `oom` on `{exporter}`",
         "*Error type:* `oom`",
-        "about 1 prompt(s) failed with error_type oom",
         f"http://{exporter}/failures",
         f"<{RUNBOOKS}#comfyuioutofmemory|Runbook>",
         f"<{dashboard}|Dashboard>",
         f"<{silence}|Silence this group>",
     ):
         assert part in text, f"{part!r} not in the Slack message:\n{text}"
+    # increase() extrapolates, and this series is young: one failure may read as "about 2"
+    assert re.search(r"about [12] prompt\(s\) failed with error_type oom", text), text
 
     mail = stack.smtp.wait_for(lambda m: m.subject == title, 15, f"e-mail {title!r}")
     assert mail.auth_login == SMTP_USER
@@ -338,36 +340,32 @@ def test_burst_of_failures_is_one_notification(stack: Stack) -> None:
     assert stack.mails("burst") == []  # a warning is chat only
 
 
-def test_stuck_prompt_fires_and_resolves(stack: Stack) -> None:
-    sim = stack.sims["stuck"]
-    sim.enqueue("success", seconds=16, progress_steps=0)  # runs 16 s and never reports progress
+def test_stuck_prompt_fires_and_resolves_but_progressing_prompt_does_not(stack: Stack) -> None:
+    """An 18 s prompt without progress fires ComfyUIPromptStuck (threshold 10 s here) and resolves
+    when it ends. Meanwhile, on another instance, a prompt as long that reports progress throughout never
+    even becomes a pending alert."""
+    stack.sims["oom"].enqueue("success", seconds=18, progress_steps=36)  # idle since the OOM test
+    stack.sims["stuck"].enqueue("success", seconds=18, progress_steps=0)
     firing = stack.wait_slack(_title("firing", "warning", "ComfyUIPromptStuck", "stuck"), timeout=30)
     text = firing.json["attachments"][0]["text"]
-    assert "and has reported no progress" in text, text
+    # ComfyUI 0.8 broadcasts progress_state when a node starts, so the exporter may have seen one
+    # "progress" at the start; either way the description says how long it has been silent.
+    assert re.search(
+        r"has been running for [\d.ms ]+ "
+        r"(and has reported no progress|and its last progress event was [\d.ms ]+ ago)",
+        text,
+    ), text
     resolved = stack.wait_slack(_title("resolved", "warning", "ComfyUIPromptStuck", "stuck"), timeout=30)
     assert resolved.json["attachments"][0]["color"] == "good"
     assert "[RESOLVED]" in resolved.json["attachments"][0]["text"]
     statuses = [j["status"] for j in stack.journal("stuck")]
     assert statuses == ["firing", "resolved"], statuses
 
-
-def test_long_progressing_prompt_is_not_stuck(stack: Stack) -> None:
-    """Longer than the stuck threshold, but reporting progress all along: silence."""
-    sim = stack.sims["stuck"]
-    sim.enqueue("success", seconds=12, progress_steps=24)
-    started = time.time()
-    wait_until(
-        lambda: (
-            (stack.prometheus.query_value('comfyui_running_prompt_age_seconds{comfyui="stuck"}') or 0) > 9
-        ),
-        20,
-        what="the progressing prompt to run past the stuck threshold",
-    )
-    sim.wait_idle(timeout=20)
-    time.sleep(max(0.0, 15 - (time.time() - started)))
-    assert [t for t in stack.slack("stuck") if t.startswith("[FIRING")] == [
-        _title("firing", "warning", "ComfyUIPromptStuck", "stuck")
-    ], "only the earlier stuck prompt may have fired"
+    prom = stack.prometheus
+    longest = prom.query_value('max_over_time(comfyui_running_prompt_age_seconds{comfyui="oom"}[1m])')
+    assert longest is not None and longest > 12, f"the progressing prompt ran only {longest} s"
+    assert prom.query('ALERTS{alertname="ComfyUIPromptStuck",comfyui="oom"}[1m]') == []
+    assert not [t for t in stack.slack("oom") if "ComfyUIPromptStuck" in t]
 
 
 def test_critical_failures_send_resolved_mail(stack: Stack) -> None:

@@ -1,8 +1,9 @@
 """Monkeypatch nvidia-ml-py's functions so PynvmlNvml runs against a capture sample.
 
 The replacements return what nvidia-ml-py really returns (str for decorated string getters, ctypes
-structures such as nvmlPciInfo_t whose busId is *bytes*, lists for MIG mode, c_nvmlEventData_t for
-events) and raise the real NVMLError subclasses, so PynvmlNvml's conversions are what is tested.
+structures such as nvmlPciInfo_t, whose __getattribute__ decodes busId, lists for MIG mode,
+c_nvmlEventData_t for events) and raise the real NVMLError subclasses, so PynvmlNvml's conversions are
+what is tested.
 """
 
 from __future__ import annotations

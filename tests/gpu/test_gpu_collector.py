@@ -245,6 +245,17 @@ class FlakyInit(FakeNvml):
         super().init()
 
 
+def test_a_missing_library_is_not_retried() -> None:
+    clock = ManualClock()
+    nvml = FlakyInit(load("consumer_rtx4090"), ["LIBRARY_NOT_FOUND"])
+    collector = make_collector(nvml, clock=clock, retry_interval_s=60)
+    for _ in range(3):
+        clock.now += 3600
+        samples = parse(exposition(collector))
+    assert nvml.calls["init"] == 1
+    assert value(samples, "comfyui_exporter_nvml_up") == 0
+
+
 def test_a_driver_that_is_not_loaded_yet_is_retried_and_recovers(caplog: pytest.LogCaptureFixture) -> None:
     clock = ManualClock()
     nvml = FlakyInit(load("consumer_rtx4090"), ["DRIVER_NOT_LOADED", "DRIVER_NOT_LOADED"])
@@ -368,6 +379,15 @@ def test_a_failing_device_provider_does_not_cost_the_gpu_series(caplog: pytest.L
     assert value(samples, "comfyui_gpu_up", gpu="0") == 1
     assert value(samples, "comfyui_exporter_nvml_errors_total", reason="exception") == 2
     assert len(gpu_logs(caplog, logging.WARNING)) == 1
+
+
+def test_devices_with_list_argv_or_garbage_do_not_cost_the_gpu_series() -> None:
+    as_list = ComfyDevice("x", "cuda:0 NVIDIA GeForce RTX 4090 : native", "cuda", 0, None, ["main.py"], None)  # type: ignore[arg-type]
+    samples = parse(exposition(make_collector(fake("consumer_rtx4090"), [as_list])))
+    assert value(samples, "comfyui_device_gpu_info", comfyui="x", gpu="0") == 1
+    samples = parse(exposition(make_collector(fake("consumer_rtx4090"), ["not a device"])))  # type: ignore[list-item]
+    assert value(samples, "comfyui_gpu_up", gpu="0") == 1
+    assert value(samples, "comfyui_exporter_nvml_errors_total", reason="exception") == 1
 
 
 # -- lifecycle -------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import shutil
 import subprocess
 
@@ -104,3 +105,17 @@ def test_golden_exposition_passes_promtool_check_metrics(path) -> None:  # type:
         check=False,
     )
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+
+
+def test_the_metrics_table_in_docs_matches_what_is_exported() -> None:
+    from .support import REPO
+
+    doc = (REPO / "docs" / "gpu.md").read_text(encoding="utf-8").split("## Metrics")[1].split("\n## ")[0]
+    documented = set(re.findall(r"^\| `(comfyui_[a-z_]+)` \| (gauge|counter) \|", doc, re.M))
+    exported = set()
+    for path in GOLDEN.glob("*.prom"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("# TYPE "):
+                _, _, name, kind = line.split(" ")
+                exported.add((name, kind))
+    assert documented == exported

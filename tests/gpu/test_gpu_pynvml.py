@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from types import SimpleNamespace
 from typing import Any
 
 import pynvml
@@ -30,7 +31,7 @@ def test_values_come_back_in_nvml_units_with_bytes_decoded(
 ) -> None:
     nvml, _ = h100
     dev = load("server_8x_h100")["samples"][0]["devices"][5]
-    assert nvml.pci_bus_id(5) == "00000000:AB:00.0"  # nvmlPciInfo_t.busId is bytes in nvidia-ml-py
+    assert nvml.pci_bus_id(5) == "00000000:AB:00.0"
     assert nvml.uuid(5) == dev["uuid"]
     assert nvml.memory_info(5) == MemoryInfo(**dev["memory_info"])
     assert nvml.utilization_rates(5) == Utilization(**dev["utilization_rates"])
@@ -38,6 +39,14 @@ def test_values_come_back_in_nvml_units_with_bytes_decoded(
     assert nvml.clocks_event_reasons(5) == 0x20
     assert nvml.mig_mode(5) == (0, 0)
     assert nvml.driver_version() == "550.90.07" and nvml.cuda_driver_version() == 12040
+
+
+def test_a_bus_id_as_bytes_from_older_nvidia_ml_py_is_decoded(
+    h100: tuple[PynvmlNvml, PynvmlFromCapture], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nvml, _ = h100
+    monkeypatch.setattr(pynvml, "nvmlDeviceGetPciInfo", lambda _h: SimpleNamespace(busId=b"00000000:AB:00.0"))
+    assert nvml.pci_bus_id(5) == "00000000:AB:00.0"
 
 
 def test_handles_are_looked_up_once_per_index(h100: tuple[PynvmlNvml, PynvmlFromCapture]) -> None:

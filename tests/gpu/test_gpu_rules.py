@@ -15,7 +15,7 @@ from .support import GOLDEN, REPO
 RULES = REPO / "prometheus" / "rules" / "gpu.yml"
 TESTS = REPO / "prometheus" / "tests" / "gpu_test.yml"
 DOC = REPO / "docs" / "gpu.md"
-RUNBOOKS = REPO / "docs" / "runbooks-gpu.md"
+RUNBOOKS = REPO / "docs" / "runbooks.md"
 RUNBOOK_BASE = "https://github.com/comfyui-exporter/comfyui-exporter/blob/main/docs/runbooks.md#"
 DASHBOARD_BASE = (
     "http://localhost:3000/d/comfyui-overview/comfyui-overview?var-instance={{ $labels.instance | urlquery }}"
@@ -114,7 +114,8 @@ def test_the_runbook_base_matches_the_other_rule_files() -> None:
 
 def test_every_alert_has_a_runbook_section() -> None:
     headings = re.findall(r"^## (\S+)\s*$", RUNBOOKS.read_text(encoding="utf-8"), re.M)
-    assert headings == [rule["alert"] for rule in alerts()]
+    gpu_alerts = [rule["alert"] for rule in alerts()]
+    assert [h for h in headings if h in gpu_alerts] == gpu_alerts
 
 
 def test_every_alert_has_a_promtool_test() -> None:
@@ -153,7 +154,6 @@ def test_metric_names_in_rules_exist_in_the_exporters_exposition() -> None:
         for line in p.read_text().splitlines()
         if line.startswith("# TYPE ")
     }
-    exported |= {name + "_total" for name in exported}
     groups = yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
     text = "\n".join(
         yaml.safe_dump([r["expr"], r.get("annotations", {})]) for g in groups for r in g["rules"]

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from comfyui_exporter.plugin_install import PLUGIN_DIR_NAME, PluginInstallError, install_plugin, plugin_source
+from comfyui_exporter.plugin_install import (
+    PLUGIN_DIR_NAME,
+    PluginInstallError,
+    install_plugin,
+    main,
+    plugin_source,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -79,3 +86,13 @@ def test_creates_custom_nodes_in_a_fresh_checkout(tmp_path: Path) -> None:
     done = install_plugin(root, "link")
     assert done[0] == f"created {root / 'custom_nodes'}"
     assert (root / "custom_nodes" / PLUGIN_DIR_NAME).is_symlink()
+
+
+def test_cli_entry_prints_what_it_did_and_fails_cleanly(comfy: Path, tmp_path: Path, capsys: Any) -> None:
+    assert main([str(comfy), "--mode", "link"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("linked ") and out[-1] == "restart ComfyUI to load the plugin"
+    assert main([str(comfy), "--mode", "link"]) == 0
+    assert capsys.readouterr().out.startswith("already linked")
+    assert main([str(tmp_path / "nowhere")]) == 2
+    assert "is not a directory" in capsys.readouterr().err

@@ -25,9 +25,18 @@ def captured(status: str) -> dict[str, Any]:
     return json.loads((FIXTURES / f"alertmanager-0.25.0-{status}.json").read_text())
 
 
-def alert(name: str = "ComfyUIOutOfMemory", *, status: str = "firing", severity: str = "critical",
-          comfyui: str = "gpu-box-1", error_type: str = "oom", summary: str = "Out of memory",
-          description: str = "", fingerprint: str = "", **annotations: str) -> dict[str, Any]:
+def alert(
+    name: str = "ComfyUIOutOfMemory",
+    *,
+    status: str = "firing",
+    severity: str = "critical",
+    comfyui: str = "gpu-box-1",
+    error_type: str = "oom",
+    summary: str = "Out of memory",
+    description: str = "",
+    fingerprint: str = "",
+    **annotations: str,
+) -> dict[str, Any]:
     labels = {"alertname": name, "severity": severity, "comfyui": comfyui}
     if error_type:
         labels["error_type"] = error_type
@@ -35,22 +44,33 @@ def alert(name: str = "ComfyUIOutOfMemory", *, status: str = "firing", severity:
     if description:
         ann["description"] = description
     return {
-        "status": status, "labels": labels, "annotations": ann,
+        "status": status,
+        "labels": labels,
+        "annotations": ann,
         "startsAt": "2026-11-28T02:03:04.123456789Z",
         "endsAt": "2026-11-28T03:00:00Z" if status == "resolved" else "0001-01-01T00:00:00Z",
-        "generatorURL": "http://prometheus:9090/graph?g0.expr=up", "fingerprint": fingerprint or f"fp-{name}",
+        "generatorURL": "http://prometheus:9090/graph?g0.expr=up",
+        "fingerprint": fingerprint or f"fp-{name}",
     }
 
 
-def payload(*alerts: dict[str, Any], group: dict[str, str] | None = None,
-            external: str = "http://am.example:9093") -> dict[str, Any]:
+def payload(
+    *alerts: dict[str, Any], group: dict[str, str] | None = None, external: str = "http://am.example:9093"
+) -> dict[str, Any]:
     alerts = alerts or (alert(),)
     status = "firing" if any(a["status"] == "firing" for a in alerts) else "resolved"
     group = group if group is not None else {"alertname": alerts[0]["labels"]["alertname"]}
     return {
-        "version": "4", "status": status, "receiver": "relay", "groupKey": "{}:" + json.dumps(group),
-        "truncatedAlerts": 0, "groupLabels": group, "commonLabels": dict(alerts[0]["labels"]),
-        "commonAnnotations": {}, "externalURL": external, "alerts": list(alerts),
+        "version": "4",
+        "status": status,
+        "receiver": "relay",
+        "groupKey": "{}:" + json.dumps(group),
+        "truncatedAlerts": 0,
+        "groupLabels": group,
+        "commonLabels": dict(alerts[0]["labels"]),
+        "commonAnnotations": {},
+        "externalURL": external,
+        "alerts": list(alerts),
     }
 
 
@@ -70,12 +90,14 @@ class Harness:
     def events(self, event: str) -> list[dict[str, Any]]:
         return [r for r in self.journal if r["event"] == event]
 
-    async def post(self, target: str, body: Any, token: str | None = None,
-                   path: str | None = None) -> tuple[int, dict[str, Any]]:
+    async def post(
+        self, target: str, body: Any, token: str | None = None, path: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
         data = body if isinstance(body, bytes | str) else json.dumps(body, ensure_ascii=False)
         headers = {"Authorization": f"Bearer {self.token if token is None else token}"}
-        async with self.session.post(f"{self.url}{path or '/alerts/' + target}", data=data,
-                                     headers=headers) as resp:
+        async with self.session.post(
+            f"{self.url}{path or '/alerts/' + target}", data=data, headers=headers
+        ) as resp:
             text = await resp.text()
             try:
                 return resp.status, json.loads(text)
@@ -91,15 +113,22 @@ def metric_value(text: str, name: str, **labels: str) -> float:
     want = ",".join(f'{k}="{v}"' for k, v in labels.items())
     for line in text.splitlines():
         if line.startswith(name + ("{" + want + "}" if want else " ")) or (
-                want and line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items())):
+            want and line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items())
+        ):
             return float(line.rsplit(" ", 1)[1])
     raise AssertionError(f"{name}{labels} not in metrics")
 
 
 @contextlib.asynccontextmanager
-async def harness(tmp_path: Path, targets: dict[str, dict[str, Any]] | None = None, *,
-                  scale: float = 1.0, robots: FakeRobots | None = None, relay_kwargs: dict[str, Any] | None = None,
-                  **top: Any) -> AsyncIterator[Harness]:
+async def harness(
+    tmp_path: Path,
+    targets: dict[str, dict[str, Any]] | None = None,
+    *,
+    scale: float = 1.0,
+    robots: FakeRobots | None = None,
+    relay_kwargs: dict[str, Any] | None = None,
+    **top: Any,
+) -> AsyncIterator[Harness]:
     """Fake robots + a relay on 127.0.0.1 wired to them. ``targets`` values may use the robot kinds
     ``{"type": "dingtalk", "robot": {"secret": ..., "keyword": ...}, ...}``: the robot is created and its
     URL (and secret) filled in."""

@@ -15,16 +15,23 @@ MINUTE = 60 * SCALE
 
 
 async def test_burst_of_200_alerts_in_a_minute_sends_at_most_20_messages(tmp_path: Path) -> None:
-    target = {"ops-dingtalk": {"type": "dingtalk", "robot": {"secret": "SECburst000001", "keyword": "告警"},
-                               "keyword": "告警"}}
+    target = {
+        "ops-dingtalk": {
+            "type": "dingtalk",
+            "robot": {"secret": "SECburst000001", "keyword": "告警"},
+            "keyword": "告警",
+        }
+    }
     async with harness(tmp_path, target, scale=SCALE) as h:
         t0 = time.monotonic()
 
         async def one(i: int) -> tuple[int, dict]:
             await asyncio.sleep(i * (0.7 * MINUTE) / 200)  # 200 alerts within 70% of a robot minute
             group = {"alertname": "ComfyUIBurst", "comfyui": f"node-{i:03d}"}
-            return await h.post("ops-dingtalk", payload(alert("ComfyUIBurst", comfyui=f"node-{i:03d}",
-                                                              fingerprint=f"b{i}"), group=group))
+            return await h.post(
+                "ops-dingtalk",
+                payload(alert("ComfyUIBurst", comfyui=f"node-{i:03d}", fingerprint=f"b{i}"), group=group),
+            )
 
         results = await asyncio.gather(*(one(i) for i in range(200)))
         elapsed = time.monotonic() - t0
@@ -44,9 +51,11 @@ async def test_burst_of_200_alerts_in_a_minute_sends_at_most_20_messages(tmp_pat
                 assert record["merged_with"] > 1  # listed only as a count, journaled as merged
                 journaled_only += 1
         merged = sum(1 for r in delivered.values() if r["merged_with"])
-        print(f"\nburst: 200 alerts -> {len(accepted)} robot messages ({merged} notifications merged; "
-              f"{in_text} listed in text, {journaled_only} counted + journaled) in {elapsed:.2f}s "
-              f"(robot minute compressed to {MINUTE:.0f}s)")
+        print(
+            f"\nburst: 200 alerts -> {len(accepted)} robot messages ({merged} notifications merged; "
+            f"{in_text} listed in text, {journaled_only} counted + journaled) in {elapsed:.2f}s "
+            f"(robot minute compressed to {MINUTE:.0f}s)"
+        )
         assert merged >= 150
 
 
@@ -66,8 +75,16 @@ async def test_wecom_chinese_and_emoji_are_split_at_character_boundaries(tmp_pat
 
 
 async def test_oversize_notifications_never_reach_a_robot_too_big(tmp_path: Path) -> None:
-    many = [alert("ComfyUIOutOfMemory", comfyui=f"gpu-{i:03d}", fingerprint=f"m{i}",
-                  summary="显存不足 " * 20, description="描述 " * 40) for i in range(300)]
+    many = [
+        alert(
+            "ComfyUIOutOfMemory",
+            comfyui=f"gpu-{i:03d}",
+            fingerprint=f"m{i}",
+            summary="显存不足 " * 20,
+            description="描述 " * 40,
+        )
+        for i in range(300)
+    ]
     huge = payload(alert(description="巨大的描述🔥" * 6000))  # ~110 KB of text in one line
     targets = {"d": {"type": "dingtalk"}, "f": {"type": "feishu"}, "w": {"type": "wecom", "language": "en"}}
     async with harness(tmp_path, targets, scale=SCALE) as h:
@@ -89,11 +106,14 @@ async def test_oversize_notifications_never_reach_a_robot_too_big(tmp_path: Path
 
 
 async def test_merged_message_fits_even_for_thousands_of_alerts(tmp_path: Path) -> None:
-    async with harness(tmp_path, {"w": {"type": "wecom"}}, scale=SCALE,
-                       delivery={"deadline_seconds": 8.0}) as h:
+    async with harness(
+        tmp_path, {"w": {"type": "wecom"}}, scale=SCALE, delivery={"deadline_seconds": 8.0}
+    ) as h:
         h.relay.workers["w"].limiter._tokens = 0.0  # bucket empty: everything queued gets merged
-        bodies = [payload(*(alert(f"A{i % 7}", comfyui=f"n{i}-{j}", fingerprint=f"{i}-{j}") for j in range(20)))
-                  for i in range(50)]
+        bodies = [
+            payload(*(alert(f"A{i % 7}", comfyui=f"n{i}-{j}", fingerprint=f"{i}-{j}") for j in range(20)))
+            for i in range(50)
+        ]
         results = await asyncio.gather(*(h.post("w", b) for b in bodies))
         assert all(s == 200 for s, _ in results)
         merged = [r for r in h.robots.accepted() if "merged" in r.text.lower() or "合并" in r.text]

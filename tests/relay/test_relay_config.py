@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,12 @@ def base(tmp_path: Path, **target: Any) -> dict[str, Any]:
     (tmp_path / "ding.url").write_text(DING_URL + "\n")
     (tmp_path / "ding.secret").write_text(DING_SECRET)
     t = {"type": "dingtalk", "url_file": "ding.url", "secret_file": "ding.secret", **target}
-    return {"listen": "127.0.0.1:9189", "auth_token_file": "token",
-            "journal": {"path": "j/journal.jsonl", "max_bytes": "50MB", "backups": 5},
-            "targets": {"ops-dingtalk": t}}
+    return {
+        "listen": "127.0.0.1:9189",
+        "auth_token_file": "token",
+        "journal": {"path": "j/journal.jsonl", "max_bytes": "50MB", "backups": 5},
+        "targets": {"ops-dingtalk": t},
+    }
 
 
 def check_error(tmp_path: Path, data: dict[str, Any], key: str, env: dict[str, str] | None = None) -> str:
@@ -36,8 +40,12 @@ def check_error(tmp_path: Path, data: dict[str, Any], key: str, env: dict[str, s
 
 
 def test_valid_config_resolves_files_relative_to_config(tmp_path: Path) -> None:
-    data = base(tmp_path, keyword="告警", language="en",
-                mention={"mobiles": [13800000000], "user_ids": ["u1"], "all_on_critical": True})
+    data = base(
+        tmp_path,
+        keyword="告警",
+        language="en",
+        mention={"mobiles": [13800000000], "user_ids": ["u1"], "all_on_critical": True},
+    )
     (tmp_path / "relay.yml").write_text(yaml.safe_dump(data, allow_unicode=True))
     cfg = load_config(tmp_path / "relay.yml", env={})
     t = cfg.targets["ops-dingtalk"]
@@ -54,43 +62,82 @@ def test_secrets_from_env(tmp_path: Path) -> None:
     data.pop("auth_token_file")
     data["auth_token_env"] = "RELAY_TOKEN"
     data["targets"]["ops-dingtalk"] = {"type": "feishu", "url_env": "FS_URL", "secret_env": "FS_SECRET"}
-    env = {"RELAY_TOKEN": "tok-from-env", "FS_URL": "https://open.feishu.cn/open-apis/bot/v2/hook/abc",
-           "FS_SECRET": "fs-secret-1"}
+    env = {
+        "RELAY_TOKEN": "tok-from-env",
+        "FS_URL": "https://open.feishu.cn/open-apis/bot/v2/hook/abc",
+        "FS_SECRET": "fs-secret-1",
+    }
     cfg = parse_config(data, env, tmp_path)
     t = cfg.targets["ops-dingtalk"]
-    assert cfg.auth_token.reveal() == "tok-from-env" and t.secret is not None and t.secret.reveal() == "fs-secret-1"
+    assert (
+        cfg.auth_token.reveal() == "tok-from-env"
+        and t.secret is not None
+        and t.secret.reveal() == "fs-secret-1"
+    )
     assert t.rate_limit.per_second == 5 and t.rate_limit.per_minute == 100
     del env["FS_SECRET"]
     msg = check_error(tmp_path, data, "targets.ops-dingtalk.secret_env", env)
     assert "FS_SECRET" in msg
 
 
-@pytest.mark.parametrize(("mutate", "key", "words"), [
-    (lambda d: d["targets"]["ops-dingtalk"].update(secrt_file="x"), "targets.ops-dingtalk.secrt_file",
-     "did you mean secret_file"),
-    (lambda d: d.update(jounral={}), "jounral", "did you mean journal"),
-    (lambda d: d["targets"]["ops-dingtalk"].update(type="slack"), "targets.ops-dingtalk.type", "dingtalk"),
-    (lambda d: d["targets"]["ops-dingtalk"].pop("url_file"), "targets.ops-dingtalk.url_file", "required"),
-    (lambda d: d["targets"]["ops-dingtalk"].update(url_file="missing.url"), "targets.ops-dingtalk.url_file",
-     "missing.url"),
-    (lambda d: d["targets"]["ops-dingtalk"].update(url="https://x/y?access_token=abcdefgh12345678"),
-     "targets.ops-dingtalk.url", "inline secrets"),
-    (lambda d: d["targets"]["ops-dingtalk"].update(language="fr"), "targets.ops-dingtalk.language", "zh, en"),
-    (lambda d: d["targets"]["ops-dingtalk"].update(timezone="Mars/Base"), "targets.ops-dingtalk.timezone",
-     "Mars/Base"),
-    (lambda d: d["targets"]["ops-dingtalk"].update(rate_limit={"per_minute": 30}),
-     "targets.ops-dingtalk.rate_limit.per_minute", "limit of 20"),
-    (lambda d: d["targets"]["ops-dingtalk"].update(rate_limit={"per_minute": 10, "burst": 11}),
-     "targets.ops-dingtalk.rate_limit.burst", "<= per_minute"),
-    (lambda d: d["targets"]["ops-dingtalk"].update(mention={"mobiles": "138"}),
-     "targets.ops-dingtalk.mention.mobiles", "list"),
-    (lambda d: d["journal"].update(max_bytes="lots"), "journal.max_bytes", "size"),
-    (lambda d: d.update(listen="9189"), "listen", "host:port"),
-    (lambda d: d.pop("auth_token_file"), "auth_token_file", "required"),
-    (lambda d: d.update(targets={}), "targets", "at least one"),
-    (lambda d: d.update(delivery={"deadline_seconds": "soon"}), "delivery.deadline_seconds", "number"),
-    (lambda d: d.update(exporter_failures_url="ftp://x"), "exporter_failures_url", "http"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "key", "words"),
+    [
+        (
+            lambda d: d["targets"]["ops-dingtalk"].update(secrt_file="x"),
+            "targets.ops-dingtalk.secrt_file",
+            "did you mean secret_file",
+        ),
+        (lambda d: d.update(jounral={}), "jounral", "did you mean journal"),
+        (
+            lambda d: d["targets"]["ops-dingtalk"].update(type="slack"),
+            "targets.ops-dingtalk.type",
+            "dingtalk",
+        ),
+        (lambda d: d["targets"]["ops-dingtalk"].pop("url_file"), "targets.ops-dingtalk.url_file", "required"),
+        (
+            lambda d: d["targets"]["ops-dingtalk"].update(url_file="missing.url"),
+            "targets.ops-dingtalk.url_file",
+            "missing.url",
+        ),
+        (
+            lambda d: d["targets"]["ops-dingtalk"].update(url="https://x/y?access_token=abcdefgh12345678"),
+            "targets.ops-dingtalk.url",
+            "inline secrets",
+        ),
+        (
+            lambda d: d["targets"]["ops-dingtalk"].update(language="fr"),
+            "targets.ops-dingtalk.language",
+            "zh, en",
+        ),
+        (
+            lambda d: d["targets"]["ops-dingtalk"].update(timezone="Mars/Base"),
+            "targets.ops-dingtalk.timezone",
+            "Mars/Base",
+        ),
+        (
+            lambda d: d["targets"]["ops-dingtalk"].update(rate_limit={"per_minute": 30}),
+            "targets.ops-dingtalk.rate_limit.per_minute",
+            "limit of 20",
+        ),
+        (
+            lambda d: d["targets"]["ops-dingtalk"].update(rate_limit={"per_minute": 10, "burst": 11}),
+            "targets.ops-dingtalk.rate_limit.burst",
+            "<= per_minute",
+        ),
+        (
+            lambda d: d["targets"]["ops-dingtalk"].update(mention={"mobiles": "138"}),
+            "targets.ops-dingtalk.mention.mobiles",
+            "list",
+        ),
+        (lambda d: d["journal"].update(max_bytes="lots"), "journal.max_bytes", "size"),
+        (lambda d: d.update(listen="9189"), "listen", "host:port"),
+        (lambda d: d.pop("auth_token_file"), "auth_token_file", "required"),
+        (lambda d: d.update(targets={}), "targets", "at least one"),
+        (lambda d: d.update(delivery={"deadline_seconds": "soon"}), "delivery.deadline_seconds", "number"),
+        (lambda d: d.update(exporter_failures_url="ftp://x"), "exporter_failures_url", "http"),
+    ],
+)
 def test_errors_name_the_offending_key(tmp_path: Path, mutate: Any, key: str, words: str) -> None:
     data = base(tmp_path)
     mutate(data)
@@ -117,9 +164,16 @@ def test_url_file_without_url_is_reported_without_its_content(tmp_path: Path) ->
     assert "not-a-url-but-secret" not in msg
 
 
-@pytest.mark.parametrize(("text", "size"), [
-    ("50MB", 50 * 1024**2), ("10KiB", 10 * 1024), ("1g", 1024**3), (4096, 4096), ("2.5M", int(2.5 * 1024**2)),
-])
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("50MB", 50 * 1024**2),
+        ("10KiB", 10 * 1024),
+        ("1g", 1024**3),
+        (4096, 4096),
+        ("2.5M", int(2.5 * 1024**2)),
+    ],
+)
 def test_parse_size(text: Any, size: int) -> None:
     assert parse_size(text, "k") == size
 
@@ -128,3 +182,40 @@ def test_parse_size_rejects_nonsense() -> None:
     for bad in ("", "MB", "-1", 0, "1 TB"):
         with pytest.raises(ConfigError):
             parse_size(bad, "journal.max_bytes")
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _fake_secrets(directory: Path, text: str) -> str:
+    """Point every /run/secrets/<x> in ``text`` at a file under ``directory`` holding a plausible value."""
+    directory.mkdir(exist_ok=True)
+    for name in set(re.findall(r"/run/secrets/([\w.-]+)", text)):
+        (directory / name).write_text("https://robot.example/hook?access_token=abcdef0123456789")
+    return text.replace("/run/secrets", str(directory))
+
+
+def test_deploy_example_is_valid_and_keeps_secrets_in_files(tmp_path: Path) -> None:
+    text = (REPO / "deploy/relay/relay.yml").read_text()
+    data = yaml.safe_load(text)
+    files = [v for t in data["targets"].values() for k, v in t.items() if k.endswith("_file")]
+    assert files and all(f.startswith("/run/secrets/") for f in [*files, data["auth_token_file"]])
+    text = _fake_secrets(tmp_path / "run", text).replace("/var/lib/comfyui-alert-relay", str(tmp_path))
+    cfg = parse_config(yaml.safe_load(text), {}, tmp_path)
+    assert sorted(cfg.targets) == ["ops-dingtalk", "ops-feishu", "ops-wecom"]
+    assert cfg.delivery.deadline_seconds < 10  # below Alertmanager 0.25's webhook timeout
+
+
+def test_docs_have_a_section_per_robot_in_both_languages_with_working_snippets(tmp_path: Path) -> None:
+    doc = (REPO / "docs/relay.md").read_text()
+    for heading in ("### DingTalk", "### WeCom", "### Feishu", "### 钉钉", "### 企业微信", "### 飞书"):
+        assert heading in doc
+    snippets = [
+        block for block in re.findall(r"```yaml\n(.*?)```", doc, re.S) if block.startswith("targets:")
+    ]
+    assert len(snippets) == 6
+    for block in snippets:
+        data = yaml.safe_load(_fake_secrets(tmp_path / "run", block))
+        (tmp_path / "token").write_text("doc-token-0001")
+        data.update(auth_token_file=str(tmp_path / "token"), journal={"path": str(tmp_path / "j.jsonl")})
+        parse_config(data, {}, tmp_path)

@@ -51,7 +51,9 @@ def test_split_prefers_lines_and_numbers_parts() -> None:
 
 
 cjk_emoji_text = st.lists(
-    st.sampled_from(list("告警显存不足节点异常abcXYZ 0123\n-*[]()") + [FAMILY, THUMBS, FLAG_CN, E_ACUTE, "🔥"]),
+    st.sampled_from(
+        [*list("告警显存不足节点异常abcXYZ 0123\n-*[]()"), FAMILY, THUMBS, FLAG_CN, E_ACUTE, "🔥"]
+    ),
     max_size=150,
 ).map("".join)
 

@@ -37,8 +37,9 @@ def test_rotation_keeps_the_configured_number_of_backups(tmp_path: Path) -> None
     assert ids == sorted(ids) and ids[-1] == 99  # newest last, contiguous
 
 
-def test_unwritable_journal_counts_and_logs_but_does_not_raise(tmp_path: Path,
-                                                               caplog: pytest.LogCaptureFixture) -> None:
+def test_unwritable_journal_counts_and_logs_but_does_not_raise(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     (tmp_path / "blocked").write_text("a file where a directory should be")
     errors = []
     journal = Journal(JournalConfig(tmp_path / "blocked" / "j.jsonl"), on_error=lambda: errors.append(1))

@@ -18,10 +18,18 @@ from comfyui_exporter.relay.redact import Secret
 from comfyui_exporter.relay.robots import Outcome, Part, make_robot
 from comfyui_exporter.relay.testing import FakeRobots
 
-DING = {"type": "dingtalk", "robot": {"secret": "SECding0001secret", "keyword": "告警"}, "keyword": "告警",
-        "mention": {"mobiles": ["13800000001"], "user_ids": ["ops-lead"], "all_on_critical": True}}
+DING = {
+    "type": "dingtalk",
+    "robot": {"secret": "SECding0001secret", "keyword": "告警"},
+    "keyword": "告警",
+    "mention": {"mobiles": ["13800000001"], "user_ids": ["ops-lead"], "all_on_critical": True},
+}
 WECOM = {"type": "wecom", "language": "en", "mention": {"mobiles": ["13800000002"], "user_ids": ["wang"]}}
-FEISHU = {"type": "feishu", "robot": {"secret": "feishu-secret-0001", "keyword": "ComfyUI"}, "keyword": "ComfyUI"}
+FEISHU = {
+    "type": "feishu",
+    "robot": {"secret": "feishu-secret-0001", "keyword": "ComfyUI"},
+    "keyword": "ComfyUI",
+}
 
 
 async def test_each_robot_receives_a_signed_message_in_its_dialect(tmp_path: Path) -> None:
@@ -37,7 +45,9 @@ async def test_each_robot_receives_a_signed_message_in_its_dialect(tmp_path: Pat
         # zh template, DingTalk markdown, summary counts before details
         assert ding.body["msgtype"] == "markdown" and ding.title.startswith("[告警 ×2]")
         assert text.index("**汇总**：ComfyUIOutOfMemory ×2") < text.index("- 实例：gpu-box-1")
-        assert "- 错误类型：oom" in text and "显存不足 (OOM) 🔥" in text and "1 prompt failed with OOM" in text
+        assert (
+            "- 错误类型：oom" in text and "显存不足 (OOM) 🔥" in text and "1 prompt failed with OOM" in text
+        )
         # start time in the configured zone (captured 16:14:27Z -> 00:14:27 CST next day)
         assert re.search(r"开始时间：2026-11-29 00:14:27 CST", text), text
         assert "[运行手册](https://runbooks.example/comfyui#oom)" in text
@@ -45,7 +55,10 @@ async def test_each_robot_receives_a_signed_message_in_its_dialect(tmp_path: Pat
         assert "(http://prometheus:9090/graph?g0.expr=increase%28comfyui_prompt_failures_total" in text
         silence = re.search(r"\[🔕 静默此组\]\((\S+)\)", text)
         assert silence and silence.group(1).startswith(body["externalURL"] + "/#/silences/new?filter=")
-        assert unquote(silence.group(1).split("filter=")[1]) == '{alertname="ComfyUIOutOfMemory",comfyui="gpu-box-1"}'
+        assert (
+            unquote(silence.group(1).split("filter=")[1])
+            == '{alertname="ComfyUIOutOfMemory",comfyui="gpu-box-1"}'
+        )
         # critical: mentions in the text and the at block
         assert "@13800000001" in text and "@ops-lead" in text
         assert ding.body["at"] == {"atMobiles": ["13800000001"], "atUserIds": ["ops-lead"], "isAtAll": True}
@@ -73,8 +86,10 @@ async def test_resolved_and_warning_messages_do_not_mention(tmp_path: Path) -> N
 
 async def test_grouped_alerts_are_summarised_per_alertname(tmp_path: Path) -> None:
     alerts = [alert("ComfyUIOutOfMemory", comfyui=f"gpu-{i}", fingerprint=f"a{i}") for i in range(3)]
-    alerts += [alert("ComfyUIQueueStuck", severity="warning", error_type="", fingerprint="q1"),
-               alert("ComfyUIOutOfMemory", status="resolved", comfyui="gpu-9", fingerprint="r1")]
+    alerts += [
+        alert("ComfyUIQueueStuck", severity="warning", error_type="", fingerprint="q1"),
+        alert("ComfyUIOutOfMemory", status="resolved", comfyui="gpu-9", fingerprint="r1"),
+    ]
     async with harness(tmp_path, {"e": {"type": "wecom", "language": "en"}}) as h:
         assert (await h.post("e", payload(*alerts, group={})))[0] == 200
         text = h.robots.accepted("wecom")[0].text
@@ -84,13 +99,28 @@ async def test_grouped_alerts_are_summarised_per_alertname(tmp_path: Path) -> No
 
 async def test_exporter_failure_details_are_added_and_never_block(tmp_path: Path) -> None:
     failures = [
-        {"comfyui": "gpu-box-1", "prompt_id": "p1", "node_id": "3", "node_type": "OldNode",
-         "exception_type": "RuntimeError", "error_type": "oom", "message": "old", "started_at": 1.0,
-         "finished_at": 2.0},
-        {"comfyui": "gpu-box-1", "prompt_id": "p2", "node_id": "7", "node_type": "KSampler",
-         "exception_type": "torch.OutOfMemoryError", "error_type": "oom",
-         "message": "CUDA out of memory. Tried to allocate 2.00 GiB\nTraceback line two", "started_at": 5.0,
-         "finished_at": "2026-11-28T02:00:00Z"},
+        {
+            "comfyui": "gpu-box-1",
+            "prompt_id": "p1",
+            "node_id": "3",
+            "node_type": "OldNode",
+            "exception_type": "RuntimeError",
+            "error_type": "oom",
+            "message": "old",
+            "started_at": 1.0,
+            "finished_at": 2.0,
+        },
+        {
+            "comfyui": "gpu-box-1",
+            "prompt_id": "p2",
+            "node_id": "7",
+            "node_type": "KSampler",
+            "exception_type": "torch.OutOfMemoryError",
+            "error_type": "oom",
+            "message": "CUDA out of memory. Tried to allocate 2.00 GiB\nTraceback line two",
+            "started_at": 5.0,
+            "finished_at": "2026-11-28T02:00:00Z",
+        },
         {"comfyui": "other", "node_type": "Wrong", "error_type": "oom", "message": "x", "finished_at": 9e9},
     ]
     mode = {"shape": "list", "delay": 0.0}
@@ -109,15 +139,21 @@ async def test_exporter_failure_details_are_added_and_never_block(tmp_path: Path
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        async with harness(tmp_path, {"d": {"type": "dingtalk"}},
-                           exporter_failures_url=f"http://127.0.0.1:{port}/failures",
-                           exporter_failures_timeout=0.3) as h:
+        async with harness(
+            tmp_path,
+            {"d": {"type": "dingtalk"}},
+            exporter_failures_url=f"http://127.0.0.1:{port}/failures",
+            exporter_failures_timeout=0.3,
+        ) as h:
             for shape in ("list", "dict"):
                 mode["shape"] = shape
                 h.relay._lookup._cache = None  # type: ignore[union-attr]
                 assert (await h.post("d", payload(alert(fingerprint=shape))))[0] == 200
                 text = h.robots.accepted()[-1].text
-                assert "失败节点：KSampler — torch.OutOfMemoryError: CUDA out of memory. Tried to allocate" in text
+                assert (
+                    "失败节点：KSampler — torch.OutOfMemoryError: CUDA out of memory. Tried to allocate"
+                    in text
+                )
                 assert "Traceback line two" not in text and "Wrong" not in text and "OldNode" not in text
             mode["delay"] = 5.0  # a hung exporter must not delay or fail delivery
             h.relay._lookup._cache = None  # type: ignore[union-attr]
@@ -132,11 +168,22 @@ async def test_exporter_failure_details_are_added_and_never_block(tmp_path: Path
 
 async def test_signature_timestamp_window_is_one_hour(tmp_path: Path) -> None:
     async with FakeRobots() as robots:
-        for kind, url in (("dingtalk", robots.dingtalk(secret="SECwindow0001")),
-                          ("feishu", robots.feishu(secret="window-secret-1"))):
+        for kind, url in (
+            ("dingtalk", robots.dingtalk(secret="SECwindow0001")),
+            ("feishu", robots.feishu(secret="window-secret-1")),
+        ):
             secret = "SECwindow0001" if kind == "dingtalk" else "window-secret-1"
-            target = TargetConfig("t", kind, Secret(url, "test"), Secret(secret, "test"), None, Mention(), "en",
-                                  "UTC", RateLimit(20, None, 5))
+            target = TargetConfig(
+                "t",
+                kind,
+                Secret(url, "test"),
+                Secret(secret, "test"),
+                None,
+                Mention(),
+                "en",
+                "UTC",
+                RateLimit(20, None, 5),
+            )
             async with aiohttp.ClientSession() as session:
                 results = {}
                 for skew in (-3540, 3540, -3660, 3660):
@@ -148,7 +195,16 @@ async def test_signature_timestamp_window_is_one_hour(tmp_path: Path) -> None:
 
 
 def test_every_robot_body_is_json_with_chinese_unescaped() -> None:
-    target = TargetConfig("t", "dingtalk", Secret("http://x/robot/send?access_token=abc", "t"), None, None,
-                          Mention(), "zh", "UTC", RateLimit(20, None, 5))
+    target = TargetConfig(
+        "t",
+        "dingtalk",
+        Secret("http://x/robot/send?access_token=abc", "t"),
+        None,
+        None,
+        Mention(),
+        "zh",
+        "UTC",
+        RateLimit(20, None, 5),
+    )
     req = make_robot(target).prepare(Part("告警", "显存不足"), 0)
     assert "显存不足".encode() in req.body and json.loads(req.body)["markdown"]["text"] == "显存不足"

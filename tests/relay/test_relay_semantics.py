@@ -15,8 +15,12 @@ from relay_helpers import alert, harness, metric_value, payload
 from comfyui_exporter.relay.metrics import REASONS
 from comfyui_exporter.relay.testing import Received
 
-FAST = {"deadline_seconds": 1.0, "attempt_timeout_seconds": 0.3, "backoff_initial_seconds": 0.05,
-        "backoff_max_seconds": 0.2}
+FAST = {
+    "deadline_seconds": 1.0,
+    "attempt_timeout_seconds": 0.3,
+    "backoff_initial_seconds": 0.05,
+    "backoff_max_seconds": 0.2,
+}
 
 
 async def test_journal_written_and_flushed_before_the_robot_is_called(tmp_path: Path) -> None:
@@ -47,8 +51,13 @@ async def test_rejected_requests_are_answered_and_journaled(tmp_path: Path) -> N
         assert (await h.post("", payload(), token="", path="/-/reload"))[0] == 401
         rejected = h.events("rejected")
         assert [(r["status"], r["reason"]) for r in rejected] == [
-            (401, "unauthorized"), (401, "unauthorized"), (400, "malformed"), (400, "malformed"),
-            (404, "unknown_target"), (401, "unauthorized")]
+            (401, "unauthorized"),
+            (401, "unauthorized"),
+            (400, "malformed"),
+            (400, "malformed"),
+            (404, "unknown_target"),
+            (401, "unauthorized"),
+        ]
         assert "body" not in rejected[0]  # unauthenticated junk is not stored
         assert json.loads(rejected[3]["body"])["version"] == "5"  # an authenticated payload is never lost
         assert not h.robots.received
@@ -65,15 +74,24 @@ async def test_journal_endpoint_records_without_delivering(tmp_path: Path) -> No
         assert h.events("journal_only")[0]["payload"]["version"] == "4" and not h.robots.received
 
 
-@pytest.mark.parametrize(("kind", "robot", "target", "reason", "hint"), [
-    ("dingtalk", {"secret": "SECright00001"}, {"secret": "SECwrong00001"}, "signature", "secret_file"),
-    ("dingtalk", {"keyword": "ALERTKW"}, {}, "keyword", "keyword"),
-    ("feishu", {"secret": "right-secret-1"}, {"secret": "wrong-secret-1"}, "signature", "secret_file"),
-    ("feishu", {"keyword": "ALERTKW"}, {}, "keyword", "keyword"),
-])
+@pytest.mark.parametrize(
+    ("kind", "robot", "target", "reason", "hint"),
+    [
+        ("dingtalk", {"secret": "SECright00001"}, {"secret": "SECwrong00001"}, "signature", "secret_file"),
+        ("dingtalk", {"keyword": "ALERTKW"}, {}, "keyword", "keyword"),
+        ("feishu", {"secret": "right-secret-1"}, {"secret": "wrong-secret-1"}, "signature", "secret_file"),
+        ("feishu", {"keyword": "ALERTKW"}, {}, "keyword", "keyword"),
+    ],
+)
 async def test_permanent_robot_errors_answer_500_and_are_explained(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture, kind: str, robot: dict[str, str],
-        target: dict[str, str], reason: str, hint: str) -> None:
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    kind: str,
+    robot: dict[str, str],
+    target: dict[str, str],
+    reason: str,
+    hint: str,
+) -> None:
     async with harness(tmp_path, {"t": {"type": kind, "robot": robot, **target}}) as h:
         status, answer = await h.post("t", payload())
         assert status == 500 and answer["reason"] == reason
@@ -81,7 +99,10 @@ async def test_permanent_robot_errors_answer_500_and_are_explained(
         failed = h.events("failed")[0]
         assert failed["http_status"] == 500 and failed["reason"] == reason
         text = await h.metrics()
-        assert metric_value(text, "comfyui_alert_relay_notification_failures_total", target="t", reason=reason) == 1
+        assert (
+            metric_value(text, "comfyui_alert_relay_notification_failures_total", target="t", reason=reason)
+            == 1
+        )
         errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
         assert any("rejected the message permanently" in m and hint in m for m in errors), errors
 
@@ -98,8 +119,14 @@ async def test_robot_down_answers_503_inside_the_deadline_then_recovers(tmp_path
         assert h.events("failed")[0]["attempts"] >= 3  # retried with backoff inside the deadline
         h.robots.up()
         assert (await h.post("d", payload()))[0] == 200
-        assert [r["event"] for r in h.journal] == ["received", "sending", "failed", "received", "sending",
-                                                  "delivered"]
+        assert [r["event"] for r in h.journal] == [
+            "received",
+            "sending",
+            "failed",
+            "received",
+            "sending",
+            "delivered",
+        ]
 
 
 async def test_hanging_robot_times_out_and_answers_503(tmp_path: Path) -> None:
@@ -140,8 +167,12 @@ async def test_metrics_have_all_series_from_the_start(tmp_path: Path) -> None:
         text = await h.metrics()
         for target in ("a", "b"):
             for reason in REASONS:
-                assert metric_value(text, "comfyui_alert_relay_notification_failures_total", target=target,
-                                    reason=reason) == 0
+                assert (
+                    metric_value(
+                        text, "comfyui_alert_relay_notification_failures_total", target=target, reason=reason
+                    )
+                    == 0
+                )
             assert metric_value(text, "comfyui_alert_relay_notifications_total", target=target) == 0
             assert metric_value(text, "comfyui_alert_relay_queue_depth", target=target) == 0
             assert metric_value(text, "comfyui_alert_relay_delivery_seconds_count", target=target) == 0
@@ -177,8 +208,9 @@ async def test_reload_adds_targets_and_keeps_running_config_on_error(tmp_path: P
 
 async def test_concurrent_notifications_are_all_settled(tmp_path: Path) -> None:
     async with harness(tmp_path, {"f": {"type": "feishu"}}) as h:
-        results = await asyncio.gather(*(h.post("f", payload(alert(comfyui=f"n{i}", fingerprint=str(i))))
-                                         for i in range(30)))
+        results = await asyncio.gather(
+            *(h.post("f", payload(alert(comfyui=f"n{i}", fingerprint=str(i)))) for i in range(30))
+        )
         assert all(status == 200 for status, _ in results)
         delivered = h.events("delivered")
         assert sorted(r["id"] for r in delivered) == sorted(a["id"] for _, a in results)

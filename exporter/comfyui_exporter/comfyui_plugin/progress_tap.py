@@ -65,6 +65,8 @@ def make_handler_class(base: type) -> type:
         def update_handler(self, node_id: str, value: float, max_value: float, state: Any,
                            prompt_id: str, image: Any = None) -> None:
             try:
+                if node_id is None:  # a ProgressBar outside any node: nothing to attribute it to
+                    return
                 now = time.monotonic()
                 last = self._last_update.get(node_id)
                 if last is not None and value < max_value and now - last < self.tap.progress_interval:

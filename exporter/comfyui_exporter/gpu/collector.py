@@ -1,9 +1,10 @@
 """The GPU collector: NVML read at scrape time, XID events from a thread, ComfyUI-to-GPU mapping.
 
-Why a custom collector read at scrape time: NVML answers from the driver in microseconds to a few
-milliseconds per query, so reading on scrape keeps values as fresh as the scrape and costs nothing
-between scrapes. ``collect()`` never raises (a broken GPU or an exporter bug must not fail the whole
-/metrics page) and serialises concurrent scrapes with a lock.
+Why a custom collector read at scrape time: NVML queries are plain driver calls, so reading on scrape
+keeps values as fresh as the scrape and costs nothing between scrapes (the collector exports its own
+duration, comfyui_exporter_nvml_collect_duration_seconds, to keep that claim honest on real GPUs).
+``collect()`` never raises (a broken GPU or an exporter bug must not fail the whole /metrics page)
+and serialises concurrent scrapes with a lock.
 
 NVML missing (CPU host, no driver, AMD, Apple) is a normal state: ``comfyui_exporter_nvml_up 0``, one
 WARNING line, no traceback. NVML_ERROR_LIBRARY_NOT_FOUND is treated as permanent (installing a driver
@@ -16,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import replace
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -352,19 +354,21 @@ class GpuCollector(Collector):
                 fams.mig.add_metric(labels, 1 if r.mig_mode[0] == 1 else 0)
 
     def _add_mapping(self, fams: _Families) -> None:
+        """comfyui_device_gpu_info; a failure here costs the mapping only, never the GPU series."""
         try:
-            devices = list(self._devices())
+            # argv as a tuple keeps ComfyDevice hashable for the cache, whatever the caller passed
+            devices = [replace(d, argv=tuple(d.argv)) for d in self._devices()]
+            known = tuple(sorted(self.reader.known.values(), key=lambda g: g.index)) if self.reader else ()
+            key = (tuple(devices), known)
+            if self._mapping_cache is None or self._mapping_cache[0] != key:  # inputs rarely change
+                self._mapping_cache = (key, map_devices(devices, known))
+            results = self._mapping_cache[1]
         except Exception as exc:
             self.errors.inc("exception")
             if "devices" not in self._bug_logged:
                 self._bug_logged.add("devices")
-                log.warning("could not get ComfyUI devices for GPU mapping: %s", exc)
+                log.warning("could not map ComfyUI devices to GPUs: %r", exc)
             return
-        known = tuple(sorted(self.reader.known.values(), key=lambda g: g.index)) if self.reader else ()
-        key = (tuple(devices), known)
-        if self._mapping_cache is None or self._mapping_cache[0] != key:  # inputs rarely change
-            self._mapping_cache = (key, map_devices(devices, known))
-        results = self._mapping_cache[1]
         for device, result in zip(devices, results, strict=True):
             if isinstance(result, GpuMapping):
                 fams.device_gpu.add_metric([result.instance, result.gpu, result.uuid], 1)

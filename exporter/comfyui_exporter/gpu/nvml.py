@@ -153,7 +153,7 @@ def cuda_version_string(version: int) -> str:
 
 
 def _text(value: Any) -> str:
-    """pynvml returns str for most strings but bytes for ctypes char-array struct fields (busId)."""
+    """Strings as str: nvidia-ml-py 13 decodes char arrays (busId) itself, older releases hand back bytes."""
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace").rstrip("\x00")
     return str(value)

@@ -29,17 +29,44 @@ def _header(i: int, n: int) -> str:
     return f"({i}/{n})\n\n"
 
 
-def _largest(lo: int, hi: int, ok: Callable[[int], bool]) -> int | None:
-    """Largest k in [lo, hi] with ok(k), assuming ok is monotone decreasing; None if ok(lo) is false."""
-    if not ok(lo):
+def _largest(lo: int, hi: int, ok: Callable[[int], bool], guess: int | None = None) -> int | None:
+    """Largest k in [lo, hi] with ok(k) (ok monotone decreasing); None if even ok(lo) is false.
+
+    Each ``ok`` is a render, the expensive part; so with a ``guess`` the search gallops out from it
+    (1, 2, 4 ... steps) and then bisects: two or three renders when the guess is close.
+    """
+    good: int | None = None
+    if guess is not None:
+        g, step = min(max(guess, lo), hi), 1
+        if ok(g):
+            good = g
+            while good < hi:
+                nxt = min(hi, good + step)
+                if not ok(nxt):
+                    hi = nxt - 1
+                    break
+                good, step = nxt, step * 2
+        else:
+            hi = g - 1
+            while hi >= lo:
+                nxt = max(lo, g - step)
+                if ok(nxt):
+                    good = nxt
+                    break
+                hi, step = nxt - 1, step * 2
+            if good is None:
+                return None
+    elif ok(lo):
+        good = lo
+    else:
         return None
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
+    while good < hi:
+        mid = (good + hi + 1) // 2
         if ok(mid):
-            lo = mid
+            good = mid
         else:
             hi = mid - 1
-    return lo
+    return good
 
 
 def _tone(payloads: Sequence[Payload], merged: bool) -> str:
@@ -50,9 +77,11 @@ def _tone(payloads: Sequence[Payload], merged: bool) -> str:
     return "firing" if payloads[0].status == "firing" else "resolved"
 
 
-def _split(msg: Message, robot: Robot, tone: str, mention: bool) -> list[Part]:
+def _split(msg: Message, robot: Robot, tone: str, mention: bool, max_parts: int | None = None) -> list[Part]:
     probe_title = f"{msg.title} (99/99)"
-    texts = split_to_fit(msg.text, lambda t: robot.fits(Part(probe_title, t, tone, mention)), _header)
+    texts = split_to_fit(
+        msg.text, lambda t: robot.fits(Part(probe_title, t, tone, mention)), _header, max_parts
+    )
     n = len(texts)
     return [
         Part(msg.title if n == 1 else f"{msg.title} ({i}/{n})", text, tone, mention and i == 1)
@@ -73,6 +102,27 @@ def _with_mention(parts: list[Part], robot: Robot, title: str, mention: bool) ->
     return [*parts, extra] if extra is not None else parts
 
 
+def _guess(
+    payload: Payload,
+    target: TargetConfig,
+    robot: Robot,
+    renderer: Renderer,
+    ref: str,
+    field_limit: int | None,
+    max_parts: int,
+) -> int:
+    """How many alert details probably fit, from the size of one detail and of the message frame."""
+    n = len(payload.alerts)
+    probe = min(n, 8)
+    small = renderer.single(payload, target, ref, None, probe, field_limit=field_limit)
+    empty = renderer.single(payload, target, ref, None, 0, field_limit=field_limit)
+    per_alert = max(1.0, (len(small.text.encode()) - len(empty.text.encode())) / max(probe, 1))
+    request = robot.prepare(Part(empty.title, empty.text), 0)
+    frame = request.measured - len(empty.text.encode()) if request.measured > len(empty.text.encode()) else 0
+    room = (request.limit - frame - 64) * max_parts - len(empty.text.encode())
+    return int(max(0.0, room) / per_alert)
+
+
 def compose_single(
     payload: Payload,
     target: TargetConfig,
@@ -88,14 +138,26 @@ def compose_single(
 
     def parts_for(max_details: int | None, field_limit: int | None) -> list[Part]:
         msg = renderer.single(payload, target, ref, failures, max_details, field_limit=field_limit)
-        return _split(msg, robot, tone, mention)
+        return _split(msg, robot, tone, mention, max_parts)
 
-    for field_limit in FIELD_LIMITS:  # first shorten pathological summaries/descriptions
+    longest = max(
+        (len(v) for a in payload.alerts for k, v in a.annotations.items() if k in ("summary", "description")),
+        default=0,
+    )
+    longest = max([longest, *(len(v) for v in payload.common_annotations.values())])
+    limits = [lim for lim in FIELD_LIMITS if lim is None or lim < longest]  # others change nothing
+    for field_limit in limits:  # first shorten pathological summaries/descriptions
         parts = parts_for(None, field_limit)
         if len(parts) <= max_parts:
             return _with_mention(parts, robot, parts[0].title, mention)
-    limit = FIELD_LIMITS[-1]  # then show fewer alerts in detail
-    k = _largest(0, len(payload.alerts), lambda k: len(parts_for(k, limit)) <= max_parts)
+    limit = limits[-1]  # then show fewer alerts in detail
+
+    def fits(k: int) -> bool:
+        return len(parts_for(k, limit)) <= max_parts
+
+    k = _largest(
+        0, len(payload.alerts), fits, _guess(payload, target, robot, renderer, ref, limit, max_parts)
+    )
     parts = parts_for(k, limit) if k is not None else _truncate_last(parts_for(0, limit)[:max_parts], robot)
     return _with_mention(parts, robot, parts[0].title, mention)
 

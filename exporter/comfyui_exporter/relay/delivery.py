@@ -195,10 +195,14 @@ class TargetWorker:
     async def _deliver(self, batch: list[Pending], slot: Slot | None) -> None:
         ref = new_id()
         merged = len(batch) > 1
+        # Rendering a group of hundreds of alerts takes a few hundred ms of CPU: keep the loop free.
         if merged:
-            parts = compose_merged([p.payload for p in batch], self.target, self.robot, self.renderer, ref)
+            parts = await asyncio.to_thread(
+                compose_merged, [p.payload for p in batch], self.target, self.robot, self.renderer, ref
+            )
         else:
-            parts = compose_single(
+            parts = await asyncio.to_thread(
+                compose_single,
                 batch[0].payload,
                 self.target,
                 self.robot,

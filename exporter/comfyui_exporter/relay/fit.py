@@ -67,27 +67,45 @@ def cut_bytes(text: str, max_bytes: int) -> str:
     return cut_to_fit(text, lambda s: len(s.encode("utf-8")) <= max_bytes)
 
 
-def split_to_fit(text: str, fits: Callable[[str], bool], header: Callable[[int, int], str]) -> list[str]:
+def split_to_fit(
+    text: str, fits: Callable[[str], bool], header: Callable[[int, int], str], max_parts: int | None = None
+) -> list[str]:
     """Split ``text`` into parts that each fit, prefixing ``header(i, n)``; one part if it fits as is.
 
-    Lines are packed greedily; a single line too long for a part is cut at safe boundaries. Raises
-    ``ValueError`` if not even one character fits (a limit smaller than the message frame).
+    Whole lines are packed into each part (found by galloping + binary search, so the cost is a few
+    ``fits`` calls per part, not one per line); a line too long for a part is cut at safe boundaries,
+    starting in the current part's free space. With ``max_parts``, splitting stops as soon as more parts
+    than that are needed (the caller will shorten the message anyway). Raises ``ValueError`` if not even
+    one character fits (a limit smaller than the message frame).
     """
     if fits(text):
         return [text]
     probe = header(99, 99)  # reserve room for the widest header
+    lines = text.split("\n")
     chunks: list[str] = []
-    current = ""
-    for line in text.split("\n"):
-        candidate = line if not current else current + "\n" + line
-        if fits(probe + candidate):
-            current = candidate
+    current, i = "", 0
+
+    def joined(j: int) -> str:
+        return "\n".join(([current] if current else []) + lines[i:j])
+
+    while i < len(lines) and (max_parts is None or len(chunks) <= max_parts):
+        if fits(probe + joined(i + 1)):
+            lo, step = i + 1, 1
+            while lo + step <= len(lines) and fits(probe + joined(lo + step)):
+                lo, step = lo + step, step * 2
+            hi = min(lo + step, len(lines) + 1)
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if fits(probe + joined(mid)) else (lo, mid)
+            current, i = joined(lo), lo
             continue
-        if fits(probe + line):  # a short line: start the next part with it
+        line = lines[i]
+        if current and fits(probe + line):  # a short line that does not fit here: next part
             chunks.append(current)
-            current = line
+            current = ""
             continue
         # A line longer than a whole part: cut it, starting in the current part's free space.
+        i += 1
         while line:
             prefix = current + "\n" if current else ""
             piece = cut_to_fit(line, lambda s, prefix=prefix: fits(probe + prefix + s))

@@ -4,15 +4,13 @@ The plugin sees what no HTTP poll or websocket can: validation rejections, exact
 progress of every prompt, per-node timings and VRAM guard trips. This module turns its JSON into
 small frozen records; the exporter decides what they mean for its state and metrics.
 
-- ``parse_batch(payload)`` is pure: events become records, malformed ones are skipped (and counted
-  in an optional ``ParseStats``), unknown kinds from newer plugins are skipped silently.
-- ``StreamCursor`` follows ``boot_id`` and ``seq`` and inserts ``StreamReset`` (ComfyUI restarted)
-  and ``StreamGap`` (events were lost, e.g. the ring overflowed) so the exporter runs its history
-  catch-up instead of trusting an incomplete stream.
-- ``PluginStreamClient.run(stop_event, on_event)`` is the blocking long-poll loop for a thread.
-  ``PluginConnection`` records report detection (404 = plugin absent) and connection changes.
-  On first contact it starts at the newest event rather than replaying the ring: events from
-  before the exporter started were either counted by a previous exporter run or predate it.
+- ``parse_batch(payload)`` is pure: malformed events are skipped and counted (``ParseStats``),
+  unknown kinds from newer plugins are skipped too.
+- ``StreamCursor`` follows ``boot_id``/``seq`` and inserts ``StreamReset`` (ComfyUI restarted) and
+  ``StreamGap`` (events lost, e.g. ring overflow), so the exporter runs its history catch-up.
+- ``PluginStreamClient.run(stop_event, on_event)`` is the blocking long-poll loop for a thread;
+  ``PluginConnection`` records report detection (404 = absent) and connection changes. On first
+  contact it starts at the newest event: older ones predate this exporter run.
 """
 
 from __future__ import annotations
@@ -22,23 +20,19 @@ import math
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import requests
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/comfyui-exporter/v1/events"
-REJECT_REASONS: tuple[str, ...] = (
-    "value_not_in_list", "required_input_missing", "invalid_prompt", "prompt_no_outputs",
-    "prompt_outputs_failed_validation", "invalid_input_type", "value_bigger_than_max",
-    "value_smaller_than_min", "return_type_mismatch", "exception_during_validation", "no_prompt", "other",
-)
 RejectReason = Literal[
     "value_not_in_list", "required_input_missing", "invalid_prompt", "prompt_no_outputs",
     "prompt_outputs_failed_validation", "invalid_input_type", "value_bigger_than_max",
     "value_smaller_than_min", "return_type_mismatch", "exception_during_validation", "no_prompt", "other",
 ]
+REJECT_REASONS: tuple[str, ...] = get_args(RejectReason)  # every label value, to create them at 0
 VRAM_GUARD_ACTIONS: tuple[str, ...] = ("warn", "free", "fail")
 VRAM_GUARD_OUTCOMES: tuple[str, ...] = ("warned", "recovered", "insufficient", "failed")
 FINISH_STATUSES: tuple[str, ...] = ("success", "error", "interrupted", "unknown")
@@ -55,14 +49,12 @@ class PromptSubmitted:
     create_time: float | None  # epoch seconds stamped by ComfyUI
     has_client_id: bool
 
-
 @dataclass(frozen=True, slots=True)
 class PromptStarted:
     seq: int
     ts: float  # exact start: when the worker took it off the queue
     prompt_id: str
     queue_wait_seconds: float | None
-
 
 @dataclass(frozen=True, slots=True)
 class PromptFinished:
@@ -76,7 +68,6 @@ class PromptFinished:
     node_type: str | None
     message: str | None
 
-
 @dataclass(frozen=True, slots=True)
 class NodeError:
     node_id: str | None
@@ -84,7 +75,6 @@ class NodeError:
     reason: RejectReason
     input_name: str | None
     message: str
-
 
 @dataclass(frozen=True, slots=True)
 class PromptRejected:
@@ -99,7 +89,6 @@ class PromptRejected:
     partial: bool  # the prompt still ran, only some outputs were dropped
     node_errors: tuple[NodeError, ...] = ()
 
-
 @dataclass(frozen=True, slots=True)
 class NodeStarted:
     seq: int
@@ -107,7 +96,6 @@ class NodeStarted:
     prompt_id: str
     node_id: str
     node_type: str
-
 
 @dataclass(frozen=True, slots=True)
 class NodeFinished:
@@ -118,7 +106,6 @@ class NodeFinished:
     node_type: str
     seconds: float
 
-
 @dataclass(frozen=True, slots=True)
 class Progress:
     seq: int
@@ -127,7 +114,6 @@ class Progress:
     node_id: str
     value: float
     max: float
-
 
 @dataclass(frozen=True, slots=True)
 class VramGuardTrip:
@@ -143,19 +129,16 @@ class VramGuardTrip:
     device: str | None
     message: str | None
 
-
 @dataclass(frozen=True, slots=True)
 class StreamGap:
     expected_seq: int
     received_seq: int
     missed: int
 
-
 @dataclass(frozen=True, slots=True)
 class StreamReset:
     old_boot_id: str | None
     new_boot_id: str
-
 
 @dataclass(frozen=True, slots=True)
 class PluginConnection:
@@ -178,8 +161,6 @@ class ParseStats:
 class Malformed(ValueError):
     """An event or payload that does not follow the plugin's v1 format."""
 
-
-# ---- field readers: required ones raise Malformed, optional ones fall back to None -------------
 
 def _num(ev: Mapping[str, Any], key: str, *, optional: bool = False, minimum: float | None = None) -> Any:
     v = ev.get(key)
@@ -449,8 +430,5 @@ class PluginStreamClient:
 
 
 def _refused(resp: requests.Response) -> PluginConnection:
-    if resp.status_code == 404:
-        return PluginConnection(False, "absent")
-    if resp.status_code in (401, 403):
-        return PluginConnection(False, "unauthorized")
-    return PluginConnection(False, f"bad response: HTTP {resp.status_code}")
+    detail = {404: "absent", 401: "unauthorized", 403: "unauthorized"}.get(resp.status_code)
+    return PluginConnection(False, detail or f"bad response: HTTP {resp.status_code}")

@@ -1,0 +1,101 @@
+"""End to end with the real Alertmanager 0.25: it posts to the relay, the relay to the fake robots."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from relay_am import alertmanager, alertmanager_binary, am_alert, wait_for
+from relay_helpers import captured, harness
+
+from comfyui_exporter.relay.payload import parse_payload
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(autouse=True)
+def _need_alertmanager() -> None:
+    alertmanager_binary()
+
+
+async def test_alertmanager_payloads_are_parsed_and_delivered(tmp_path: Path) -> None:
+    targets = {
+        "ops-dingtalk": {
+            "type": "dingtalk",
+            "robot": {"secret": "SECe2e000000001", "keyword": "告警"},
+            "keyword": "告警",
+        },
+        "ops-wecom": {"type": "wecom", "language": "en"},
+    }
+    async with harness(tmp_path, targets) as h:
+        token_file = tmp_path / "secrets" / "relay_token"
+        async with alertmanager(tmp_path, h.url, token_file, list(targets)) as am:
+            await am.post_alerts([am_alert("ComfyUIOutOfMemory", error_type="oom")])
+            await wait_for(lambda: len(h.robots.accepted()) >= 2, 10, "firing messages")
+            ding = h.robots.accepted("dingtalk")[0]
+            assert "ComfyUIOutOfMemory" in ding.text and "gpu-box-1" in ding.text and "oom" in ding.text
+            assert f"{am.url}/#/silences/new?filter=" in ding.text  # externalURL + groupLabels
+            assert "http://prometheus.example:9090/graph?g0.expr=up" in ding.text
+            wecom = h.robots.accepted("wecom")[0]
+            assert "FIRING: ComfyUIOutOfMemory" in wecom.text
+            await am.post_alerts([am_alert("ComfyUIOutOfMemory", resolved=True, error_type="oom")])
+            await wait_for(lambda: len(h.robots.accepted()) >= 4, 10, "resolved messages")
+            assert "告警恢复" in h.robots.accepted("dingtalk")[-1].text
+        received = [r["payload"] for r in h.events("received")]
+        assert len(received) == 4 and not h.robots.rejected()
+        for live in received:  # what the real Alertmanager sends parses, and matches the stored captures
+            parsed = parse_payload(json.dumps(live))
+            assert parsed.group_labels == {"alertname": "ComfyUIOutOfMemory", "comfyui": "gpu-box-1"}
+            assert set(live) == set(captured(live["status"]))
+            assert set(live["alerts"][0]) == set(captured(live["status"])["alerts"][0])
+
+
+async def test_robot_outage_makes_alertmanager_retry_until_delivered(tmp_path: Path) -> None:
+    delivery = {
+        "deadline_seconds": 1.0,
+        "attempt_timeout_seconds": 0.3,
+        "backoff_initial_seconds": 0.1,
+        "backoff_max_seconds": 0.3,
+    }
+    # Time compressed: rate windows x0.25 (a robot minute is 15 s), a 1 s relay deadline and a short
+    # Alertmanager group_interval, so a few seconds of outage already mean several 503 -> retry cycles.
+    async with harness(
+        tmp_path,
+        {"ops-dingtalk": {"type": "dingtalk", "robot": {"secret": "SECoutage0000001"}}},
+        delivery=delivery,
+        scale=0.25,
+    ) as h:
+        async with alertmanager(
+            tmp_path, h.url, tmp_path / "secrets" / "relay_token", ["ops-dingtalk"]
+        ) as am:
+            h.robots.down(502)
+            t0 = time.monotonic()
+            await am.post_alerts([am_alert("ComfyUIRobotOutage")])
+            await wait_for(
+                lambda: len({r["id"] for r in h.events("failed") if r["http_status"] == 503}) >= 4,
+                25,
+                "four 503 answers to Alertmanager",
+            )
+            outage = time.monotonic() - t0
+            h.robots.up()
+            up_at = time.time()
+            await wait_for(lambda: bool(h.robots.accepted()), 25, "delivery after the outage")
+            recovered = time.monotonic() - t0 - outage
+            failed_requests = await am.metric(
+                "alertmanager_notification_requests_failed_total", integration="webhook"
+            )
+        delivered = h.events("delivered")
+        assert len(delivered) == 1 and len(h.robots.accepted()) == 1
+        assert "ComfyUIRobotOutage" in h.robots.accepted()[0].text
+        failed = [r for r in h.events("failed")]
+        assert all(r["http_status"] == 503 for r in failed)  # never 2xx (nor 4xx) while undelivered
+        retries = {r["id"] for r in h.events("received")}
+        assert len(retries) >= 5  # each Alertmanager retry is a new request to the relay
+        assert h.robots.accepted()[0].at >= up_at - 0.01
+        assert failed_requests >= 4  # Alertmanager saw the 503s and retried
+        print(
+            f"\noutage: {len(failed)} answers 503 over {outage:.1f}s, delivered {recovered:.1f}s after the "
+            f"robot came back; Alertmanager counted {failed_requests:.0f} failed webhook requests"
+        )
