@@ -85,7 +85,10 @@ def child(checkpoints: tuple[int, ...]) -> None:
                         data["node_type"] = f"NodeType{rng.randrange(300)}"
                         data["exception_type"] = f"pkg.Error{rng.randrange(50)}"
                 entries.append((prompt_id, item))
-            step = tracker.step(entries, len(entries), t_ms / 1000)
+            # The first response is the whole (young) history: fewer entries than asked for.
+            step = tracker.step(entries, len(entries) + (0 if anchor else 1), t_ms / 1000)
+            if step.more is not None:
+                raise AssertionError("the tracker asked for more: the benchmark fed it wrongly")
             for event in step.events:
                 inst.apply(event)
             for prompt_id, item in step.new:

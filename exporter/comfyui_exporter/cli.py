@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import __version__
 from .config import ConfigError, ExporterConfig, TLSOptions, build_instances, parse_listen
@@ -88,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--max-response-bytes", type=int, default=256 * 1024 * 1024, help="largest response read from ComfyUI")
     a("--no-gpu", action="store_true", help="do not read GPUs through NVML")
     a("--gpu-expected-count", type=int, help="GPUs this host must have (for the GPUMissing alert)")
+    a("--plugin", choices=["auto", "off"], default="auto",
+      help="read the optional ComfyUI plugin's event stream when it is installed (default %(default)s)")
+    a("--plugin-token-file", help="file with the plugin's token (or env COMFYUI_EXPORTER_PLUGIN_TOKEN)")
     a("--web.config.file", dest="web_config_file", help="exporter-toolkit web config (TLS, basic auth)")
     a(
         "--web.disable-failures",
@@ -159,6 +163,12 @@ def parse_config(
         args.comfyui_insecure_skip_verify,
     )
     host, port = parse_listen(args.listen)
+    plugin_token = environ.get("COMFYUI_EXPORTER_PLUGIN_TOKEN") or None
+    if args.plugin_token_file:
+        try:
+            plugin_token = Path(args.plugin_token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"--plugin-token-file: cannot read it: {exc.strerror}") from None
     config = ExporterConfig(
         instances=build_instances(args.comfyui_url, args.comfyui_header, args.comfyui_header_file, tls),
         listen_host=host,
@@ -174,6 +184,8 @@ def parse_config(
         gpu_expected_count=args.gpu_expected_count,
         web_config_file=args.web_config_file,
         failures_enabled=not args.web_disable_failures,
+        plugin_enabled=args.plugin == "auto",
+        plugin_token=plugin_token,
     )
     return config, args
 

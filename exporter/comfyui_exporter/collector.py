@@ -153,6 +153,26 @@ class _Families:
             "Messages from ComfyUI that did not parse; counted and skipped.",
             labels=[*i, "source"],
         )
+        self.plugin_connected = g(
+            "comfyui_plugin_connected",
+            "1 while the exporter reads the ComfyUI plugin's event stream.",
+            labels=i,
+        )
+        self.rejections = c(
+            "comfyui_prompt_rejections_total",
+            "Submissions ComfyUI refused at validation (plugin only), by reason.",
+            labels=[*i, "reason"],
+        )
+        self.guard_trips = c(
+            "comfyui_vram_guard_trips_total",
+            "Times the 'Health Check: VRAM' node found too little free memory (plugin only).",
+            labels=[*i, "action"],
+        )
+        self.node_seconds = h(
+            "comfyui_node_execution_seconds",
+            "Execution time of nodes by type (plugin only; node_type capped, then 'other').",
+            labels=[*i, "node_type"],
+        )
         self.gaps = c(
             "comfyui_exporter_history_gaps_total",
             "Times the exporter could not prove no history entry was missed.",
@@ -215,6 +235,20 @@ class _Families:
         for source in sorted(set(MALFORMED_SOURCES) | s.malformed.keys()):
             self.malformed.add_metric([n, source], s.malformed.get(source, 0))
         self.gaps.add_metric([n], s.history_gaps)
+        self._add_plugin(s)
+
+    def _add_plugin(self, s: InstanceState) -> None:
+        n, plugin = s.name, s.plugin
+        self.plugin_connected.add_metric([n], 1 if plugin.connected else 0)
+        if not plugin.seen:  # without the plugin these series would claim "0 rejections" falsely
+            return
+        for reason, value in plugin.rejections.items():
+            self.rejections.add_metric([n, reason], value)
+        for action, value in plugin.guard_trips.items():
+            self.guard_trips.add_metric([n, action], value)
+        for node_type, histogram in plugin.node_seconds.items():
+            self.node_seconds.add_metric([n, node_type], histogram.cumulative(), histogram.sum)
 
     def all(self) -> list[Metric]:
-        return [value for value in vars(self).values() if isinstance(value, Metric)]
+        # Families without samples (progress age when idle, plugin series without a plugin) are left out.
+        return [value for value in vars(self).values() if isinstance(value, Metric) and value.samples]

@@ -70,6 +70,8 @@ class ExporterConfig:
     gpu_expected_count: int | None = None
     web_config_file: str | None = None
     failures_enabled: bool = True
+    plugin_enabled: bool = True
+    plugin_token: str | None = field(default=None, repr=False)
 
 
 def parse_instance(spec: str, flag: str = "--comfyui-url") -> tuple[str, str, str | None]:

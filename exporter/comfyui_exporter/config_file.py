@@ -30,10 +30,20 @@ from .yamlnode import Node, load_file
 
 ENV_CONFIG = "COMFYUI_EXPORTER_CONFIG"
 TOP_KEYS = (
-    "listen", "poll_interval", "debounce", "system_stats_interval", "request_timeout",
-    "history_max_items", "history_baseline_items", "max_response_bytes",
-    "gpu", "web", "log", "defaults", "instances",
-)  # fmt: skip
+    "listen",
+    "poll_interval",
+    "debounce",
+    "system_stats_interval",
+    "request_timeout",
+    "history_max_items",
+    "history_baseline_items",
+    "max_response_bytes",
+    "gpu",
+    "web",
+    "log",
+    "defaults",
+    "instances",
+)
 INSTANCE_KEYS = ("name", "url", "gpu", "headers", "header_files", "tls")
 TLS_KEYS = ("ca_file", "client_cert", "client_key", "insecure_skip_verify")
 # file key in a tls block -> TLSOptions field
@@ -124,8 +134,11 @@ def load_config_file(path: str | Path) -> FileConfig:
             d["comfyui_header_file"] = [f"{name}:{path}" for name, (path, _value) in files.items()]
         if "tls" in defaults:
             tls = _tls(defaults["tls"], base)
-            for key, dest in (("ca_file", "comfyui_ca_file"), ("cert_file", "comfyui_client_cert"),
-                              ("key_file", "comfyui_client_key")):  # fmt: skip
+            for key, dest in (
+                ("ca_file", "comfyui_ca_file"),
+                ("cert_file", "comfyui_client_cert"),
+                ("key_file", "comfyui_client_key"),
+            ):
                 if key in tls:
                     d[dest] = tls[key]
             if "insecure_skip_verify" in tls:
@@ -176,7 +189,8 @@ def build_file_instances(
         instance_tls = dataclasses.replace(tls, **instance.tls)
         if instance_tls.key_file and not instance_tls.cert_file:
             raise ConfigError(
-                f"{config.path}:{instance.line}: instance {instance.name!r}: tls.client_key needs a client_cert"
+                f"{config.path}:{instance.line}: instance {instance.name!r}: "
+                "tls.client_key needs a client_cert"
             )
         out.append(
             InstanceConfig(

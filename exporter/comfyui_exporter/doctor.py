@@ -1,4 +1,4 @@
-"""``comfyui-exporter doctor``: check every configured ComfyUI and the host, say what is wrong and how to fix it.
+"""``comfyui-exporter doctor``: check each configured ComfyUI and the host; say what is wrong and the fix.
 
 It reads the same flags, environment and ``--config`` file as the exporter (``cli.parse_config``)
 and asks each ComfyUI what the exporter will ask: ``/system_stats``, the websocket and its first
@@ -209,9 +209,13 @@ def _websocket(instance: InstanceConfig, timeout: float) -> Check:
     context = instance.tls.ssl_context() if instance.ws_url.startswith("wss://") else None
     try:
         with connect(
-            url, additional_headers=instance.headers, ssl=context, open_timeout=timeout, close_timeout=1,
+            url,
+            additional_headers=instance.headers,
+            ssl=context,
+            open_timeout=timeout,
+            close_timeout=1,
             user_agent_header="comfyui-exporter-doctor",
-        ) as ws:  # fmt: skip
+        ) as ws:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 message = ws.recv(timeout=max(0.01, deadline - time.monotonic()))
@@ -219,16 +223,34 @@ def _websocket(instance: InstanceConfig, timeout: float) -> Check:
                     continue
                 data = json.loads(message)
                 if data.get("type") == "status":
-                    remaining = data.get("data", {}).get("status", {}).get("exec_info", {}).get("queue_remaining")
-                    return Check("websocket", instance.name, OK, f"connected; first broadcast: status "
-                                 f"(queue_remaining {remaining})")  # fmt: skip
-                return Check("websocket", instance.name, WARN,
-                             f"connected, but the first message is {data.get('type')!r}, not status", fix)  # fmt: skip
+                    remaining = (
+                        data.get("data", {}).get("status", {}).get("exec_info", {}).get("queue_remaining")
+                    )
+                    return Check(
+                        "websocket",
+                        instance.name,
+                        OK,
+                        f"connected; first broadcast: status (queue_remaining {remaining})",
+                    )
+                return Check(
+                    "websocket",
+                    instance.name,
+                    WARN,
+                    f"connected, but the first message is {data.get('type')!r}, not status",
+                    fix,
+                )
     except TimeoutError:
-        return Check("websocket", instance.name, WARN, f"connected, but no status message within {timeout:g} s", fix)
+        return Check(
+            "websocket", instance.name, WARN, f"connected, but no status message within {timeout:g} s", fix
+        )
     except Exception as exc:  # websockets raises many types; all mean "no websocket"
-        return Check("websocket", instance.name, WARN, f"cannot connect to {instance.ws_url}: "
-                     f"{type(exc).__name__}: {str(exc)[:120]}", fix)  # fmt: skip
+        return Check(
+            "websocket",
+            instance.name,
+            WARN,
+            f"cannot connect to {instance.ws_url}: {type(exc).__name__}: {str(exc)[:120]}",
+            fix,
+        )
     return Check("websocket", instance.name, WARN, "connected, but ComfyUI sent nothing", fix)
 
 
@@ -249,8 +271,15 @@ def _history(session: requests.Session, name: str, url: str, timeout: float) -> 
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        return Check("history", name, FAIL, f"/history?max_items=1 gave HTTP {response.status_code}, not JSON", fix)
-    return Check("history", name, OK, f"/history?max_items=1 answered ({len(body)} entr{'y' if len(body) == 1 else 'ies'})")
+        return Check(
+            "history", name, FAIL, f"/history?max_items=1 gave HTTP {response.status_code}, not JSON", fix
+        )
+    return Check(
+        "history",
+        name,
+        OK,
+        f"/history?max_items=1 answered ({len(body)} entr{'y' if len(body) == 1 else 'ies'})",
+    )
 
 
 def _jobs(session: requests.Session, name: str, url: str, timeout: float) -> list[Check]:
@@ -261,10 +290,24 @@ def _jobs(session: requests.Session, name: str, url: str, timeout: float) -> lis
         queue = _get(session, url + "/queue", timeout)
         if isinstance(queue, str) or queue.status_code != 200:
             status = queue if isinstance(queue, str) else f"HTTP {queue.status_code}"
-            return [Check("jobs-api", name, FAIL, f"neither /api/jobs (404) nor /queue ({status}) answers",
-                          "check proxy rules: the exporter needs /api/jobs or /queue for the queue")]  # fmt: skip
-        return [Check("jobs-api", name, WARN, "no /api/jobs: ComfyUI older than 0.6.0, using /queue",
-                      "works as is; upgrade ComfyUI to 0.6.0 or newer for cheaper queue reads")]  # fmt: skip
+            return [
+                Check(
+                    "jobs-api",
+                    name,
+                    FAIL,
+                    f"neither /api/jobs (404) nor /queue ({status}) answers",
+                    "check proxy rules: the exporter needs /api/jobs or /queue for the queue",
+                )
+            ]
+        return [
+            Check(
+                "jobs-api",
+                name,
+                WARN,
+                "no /api/jobs: ComfyUI older than 0.6.0, using /queue",
+                "works as is; upgrade ComfyUI to 0.6.0 or newer for cheaper queue reads",
+            )
+        ]
     status = response if isinstance(response, str) else f"HTTP {response.status_code}"
     return [Check("jobs-api", name, WARN, f"/api/jobs answered {status}", "check proxy rules for /api/jobs")]
 
@@ -276,7 +319,12 @@ def _plugin(session: requests.Session, name: str, url: str, timeout: float) -> C
     if response.status_code == 200:
         return Check("plugin", name, INFO, "installed: validation errors and deleted prompts are visible too")
     if response.status_code == 404:
-        return Check("plugin", name, INFO, "not installed (optional; `comfyui-exporter install-plugin`, docs/plugin.md)")
+        return Check(
+            "plugin",
+            name,
+            INFO,
+            "not installed (optional; `comfyui-exporter install-plugin`, docs/plugin.md)",
+        )
     if response.status_code == 401:
         return Check("plugin", name, INFO, "installed, and it wants its token")
     return Check("plugin", name, WARN, f"plugin route answered HTTP {response.status_code}")

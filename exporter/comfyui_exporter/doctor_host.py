@@ -1,8 +1,8 @@
-"""The host half of ``comfyui-exporter doctor``: web config, NVML and GPUs, instance↔GPU mapping, listen address.
+"""The host half of ``comfyui-exporter doctor``: web config, NVML and GPUs, GPU mapping, listen address.
 
 The GPU checks use ``comfyui_exporter.gpu`` when it is installed and say so when it is not; a
 missing NVML is a warning (GPU metrics will be absent) unless ``--gpu-expected-count`` says GPUs
-must be there, because then the GPUMissing alert will fire: that is broken.
+must be there, because then the ComfyUIGPUMissing alert will fire: that is broken.
 """
 
 from __future__ import annotations
@@ -30,11 +30,24 @@ def check_web_config(config: ExporterConfig) -> list[Check]:
     try:
         web = load_web_config(config.web_config_file)
     except ConfigError as exc:
-        return [Check("web-config", "host", FAIL, str(exc), "fix the file (docs/security.md); the exporter will not start with it")]
+        return [
+            Check(
+                "web-config",
+                "host",
+                FAIL,
+                str(exc),
+                "fix the file (docs/security.md); the exporter will not start with it",
+            )
+        ]
     users = len(web.users)
     return [
-        Check("web-config", "host", OK, f"{config.web_config_file}: {'TLS' if web.tls else 'plain HTTP'}, "
-              f"{users} basic auth user{'s' if users != 1 else ''}")  # fmt: skip
+        Check(
+            "web-config",
+            "host",
+            OK,
+            f"{config.web_config_file}: {'TLS' if web.tls else 'plain HTTP'}, "
+            f"{users} basic auth user{'s' if users != 1 else ''}",
+        )
     ]
 
 
@@ -58,15 +71,29 @@ def check_gpus(
     nvml, missing = _nvml(nvml_factory)
     if nvml is None:
         result = FAIL if expected else WARN
-        return [Check("nvml", "host", result, missing + "; GPU metrics will be absent",
-                      "pip install 'comfyui-exporter' with nvidia-ml-py, or run with --no-gpu")]  # fmt: skip
+        return [
+            Check(
+                "nvml",
+                "host",
+                result,
+                missing + "; GPU metrics will be absent",
+                "pip install 'comfyui-exporter' with nvidia-ml-py, or run with --no-gpu",
+            )
+        ]
     try:
         nvml.init()
     except Exception as exc:
         result = FAIL if expected else WARN
-        return [Check("nvml", "host", result, f"NVML does not start: {exc}; GPU metrics will be absent",
-                      "on a GPU host install the NVIDIA driver (libnvidia-ml.so.1); in a container run with "
-                      "--gpus all (NVIDIA_DRIVER_CAPABILITIES must include utility); without GPUs use --no-gpu")]  # fmt: skip
+        return [
+            Check(
+                "nvml",
+                "host",
+                result,
+                f"NVML does not start: {exc}; GPU metrics will be absent",
+                "on a GPU host install the NVIDIA driver (libnvidia-ml.so.1); in a container run with "
+                "--gpus all (NVIDIA_DRIVER_CAPABILITIES must include utility); without GPUs use --no-gpu",
+            )
+        ]
     try:
         return _gpu_rows(nvml, config, systems)
     finally:
@@ -88,8 +115,16 @@ def _gpu_rows(nvml: Any, config: ExporterConfig, systems: dict[str, dict[str, An
         driver = "driver version unknown"
     expected = config.gpu_expected_count
     if expected is not None and count != expected:
-        rows.append(Check("nvml", "host", FAIL, f"{driver}: {count} GPU(s), but --gpu-expected-count is {expected}",
-                          "a GPU fell off the bus or is not passed into the container (nvidia-smi; dmesg | grep -i xid)"))  # fmt: skip
+        rows.append(
+            Check(
+                "nvml",
+                "host",
+                FAIL,
+                f"{driver}: {count} GPU(s), but --gpu-expected-count is {expected}",
+                "a GPU fell off the bus or is not passed into the container "
+                "(nvidia-smi; dmesg | grep -i xid)",
+            )
+        )
     else:
         rows.append(Check("nvml", "host", OK, f"{driver}: {count} GPU(s)"))
     known = []
@@ -98,8 +133,15 @@ def _gpu_rows(nvml: Any, config: ExporterConfig, systems: dict[str, dict[str, An
             uuid, name = nvml.uuid(index), nvml.name(index)
             total = nvml.memory_info(index).total
         except Exception as exc:
-            rows.append(Check(f"gpu-{index}", "host", WARN, f"does not answer: {exc}", "nvidia-smi -q -i "
-                              f"{index}; a lost GPU usually needs a reset or a reboot"))  # fmt: skip
+            rows.append(
+                Check(
+                    f"gpu-{index}",
+                    "host",
+                    WARN,
+                    f"does not answer: {exc}",
+                    f"nvidia-smi -q -i {index}; a lost GPU usually needs a reset or a reboot",
+                )
+            )
             continue
         known.append(KnownGpu(index=index, uuid=uuid, name=name, memory_total=total))
         rows.append(Check(f"gpu-{index}", "host", INFO, f"{name}, {uuid}, {total / GIB:.1f} GiB"))
@@ -113,20 +155,35 @@ def _gpu_rows(nvml: Any, config: ExporterConfig, systems: dict[str, dict[str, An
         argv = stats.get("system", {}).get("argv")
         devices.append(
             ComfyDevice(
-                instance=instance.name, name=device.get("name"), type=device.get("type"),
+                instance=instance.name,
+                name=device.get("name"),
+                type=device.get("type"),
                 index=device.get("index") if isinstance(device.get("index"), int) else None,
                 vram_total=device.get("vram_total") if isinstance(device.get("vram_total"), int) else None,
                 argv=tuple(str(a) for a in argv) if isinstance(argv, list) else (),
                 override_uuid=instance.gpu_uuid,
-            )  # fmt: skip
+            )
         )
     fix = "pin it: gpu: GPU-<uuid> in the config file, or NAME=URL@GPU-<uuid> in --comfyui-url (uuids above)"
     for result in map_devices(devices, known):
         if isinstance(result, GpuMapping) and result.gpu:
-            rows.append(Check("gpu-mapping", result.instance, OK, f"GPU {result.gpu} ({result.uuid}), by {result.method}"))
+            rows.append(
+                Check(
+                    "gpu-mapping",
+                    result.instance,
+                    OK,
+                    f"GPU {result.gpu} ({result.uuid}), by {result.method}",
+                )
+            )
         elif isinstance(result, GpuMapping):
-            rows.append(Check("gpu-mapping", result.instance, INFO,
-                              f"pinned to {result.uuid}, which is not on this host (ComfyUI elsewhere?)"))  # fmt: skip
+            rows.append(
+                Check(
+                    "gpu-mapping",
+                    result.instance,
+                    INFO,
+                    f"pinned to {result.uuid}, which is not on this host (ComfyUI elsewhere?)",
+                )
+            )
         elif "not a CUDA GPU" in result.reason:
             rows.append(Check("gpu-mapping", result.instance, INFO, result.reason))
         else:
@@ -146,16 +203,35 @@ def check_listen(config: ExporterConfig) -> Check:
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             if _is_exporter(host, port):
-                return Check("listen", "host", WARN, f"{where} is in use by a running comfyui-exporter",
-                             "fine if that is the one you are checking; otherwise stop it or pick another --listen")  # fmt: skip
-            return Check("listen", "host", FAIL, f"{where} is in use by another program",
-                         f"find it with: ss -ltnp 'sport = :{port}'; or choose another --listen / listen")  # fmt: skip
+                return Check(
+                    "listen",
+                    "host",
+                    WARN,
+                    f"{where} is in use by a running comfyui-exporter",
+                    "fine if that is the one you are checking; otherwise stop it or pick another --listen",
+                )
+            return Check(
+                "listen",
+                "host",
+                FAIL,
+                f"{where} is in use by another program",
+                f"find it with: ss -ltnp 'sport = :{port}'; or choose another --listen / listen",
+            )
         if exc.errno == errno.EACCES:
-            return Check("listen", "host", FAIL, f"no permission to listen on {where}", "use a port above 1023")
+            return Check(
+                "listen", "host", FAIL, f"no permission to listen on {where}", "use a port above 1023"
+            )
         if exc.errno == errno.EADDRNOTAVAIL:
-            return Check("listen", "host", FAIL, f"{host} is not an address of this host",
-                         "use 0.0.0.0, 127.0.0.1 or an address this host has")  # fmt: skip
-        return Check("listen", "host", FAIL, f"cannot listen on {where}: {exc.strerror}", "choose another --listen")
+            return Check(
+                "listen",
+                "host",
+                FAIL,
+                f"{host} is not an address of this host",
+                "use 0.0.0.0, 127.0.0.1 or an address this host has",
+            )
+        return Check(
+            "listen", "host", FAIL, f"cannot listen on {where}: {exc.strerror}", "choose another --listen"
+        )
     finally:
         sock.close()
     return Check("listen", "host", OK, f"{where} is free")
@@ -171,6 +247,8 @@ def _is_exporter(host: str, port: int) -> bool:
                 response = requests.get(f"{scheme}://{target}:{port}/", timeout=2, verify=False)
         except requests.RequestException:
             continue
-        if "ComfyUI exporter" in response.text or "comfyui-exporter" in response.headers.get("WWW-Authenticate", ""):
+        if "ComfyUI exporter" in response.text or "comfyui-exporter" in response.headers.get(
+            "WWW-Authenticate", ""
+        ):
             return True
     return False

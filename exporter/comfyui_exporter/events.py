@@ -153,6 +153,57 @@ class HistoryBaseline:
     prompt_ids: tuple[str, ...] = field(default=())
 
 
+@dataclass(frozen=True, slots=True)
+class PluginState:
+    """Whether the in-ComfyUI plugin's event stream is being read."""
+
+    at: float
+    connected: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PromptStarted:
+    """Exact start of a prompt, from the plugin (the sidecar view only knows when it first saw it)."""
+
+    at: float
+    prompt_id: str
+    started_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PromptRejected:
+    """A submission ComfyUI refused at validation (HTTP 400): visible only to the plugin."""
+
+    at: float
+    prompt_id: str | None
+    reason: str
+    node_id: str | None
+    node_type: str | None
+    input_name: str | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeExecuted:
+    at: float
+    node_type: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class VramGuardTripped:
+    """The "Health Check: VRAM" node found less free memory than its threshold."""
+
+    at: float
+    prompt_id: str | None
+    node_id: str | None
+    action: str
+    outcome: str
+    free_bytes: int
+    required_bytes: int
+    message: str
+
+
 Event = (
     PromptFinished
     | QueueSnapshot
@@ -165,4 +216,9 @@ Event = (
     | HistoryGap
     | RestartDetected
     | HistoryBaseline
+    | PluginState
+    | PromptStarted
+    | PromptRejected
+    | NodeExecuted
+    | VramGuardTripped
 )

@@ -30,14 +30,24 @@ log = logging.getLogger("comfyui_exporter")
 
 # Read by running watchers on every loop (or settable on their client/tracker): applied in place.
 IN_PLACE = (
-    "poll_interval", "debounce", "system_stats_interval", "request_timeout", "history_max_items",
-    "max_response_bytes", "history_baseline_items", "failures_enabled",
-)  # fmt: skip
+    "poll_interval",
+    "debounce",
+    "system_stats_interval",
+    "request_timeout",
+    "history_max_items",
+    "max_response_bytes",
+    "history_baseline_items",
+    "failures_enabled",
+)
 # Fixed when the process starts.
 NEEDS_RESTART = (
-    "listen_host", "listen_port", "web_config_file", "gpu_enabled", "gpu_expected_count",
-    "web_failures_require_auth",
-)  # fmt: skip
+    "listen_host",
+    "listen_port",
+    "web_config_file",
+    "gpu_enabled",
+    "gpu_expected_count",
+    "failures_require_auth",
+)
 
 
 @dataclass(frozen=True)
@@ -63,10 +73,13 @@ class ReloadPlan:
         parts = [
             f"{label} {', '.join(names)}"
             for label, names in (
-                ("added", self.added), ("removed", self.removed), ("new URL for", self.url_changed),
-                ("reconnecting", self.reconnect), ("settings", self.settings),
+                ("added", self.added),
+                ("removed", self.removed),
+                ("new URL for", self.url_changed),
+                ("reconnecting", self.reconnect),
+                ("settings", self.settings),
                 ("NOT applied until a restart:", self.needs_restart),
-            )  # fmt: skip
+            )
             if names
         ]
         return "; ".join(parts) or "nothing changed"
@@ -83,7 +96,9 @@ def plan_reload(current: ExporterConfig, new: ExporterConfig) -> ReloadPlan:
             url_changed.append(name)
         elif (old.headers, old.tls, old.gpu_uuid) != (fresh.headers, fresh.tls, fresh.gpu_uuid):
             reconnect.append(name)
-    changed = [f.name for f in dataclasses.fields(ExporterConfig) if getattr(current, f.name) != getattr(new, f.name)]
+    changed = [
+        f.name for f in dataclasses.fields(ExporterConfig) if getattr(current, f.name) != getattr(new, f.name)
+    ]
     return ReloadPlan(
         config=new,
         added=tuple(n for n in new_by_name if n not in old_by_name),
@@ -128,7 +143,9 @@ def apply_reload(exporter: Exporter, plan: ReloadPlan) -> None:
         watcher.start()
         watchers.append(watcher)
     exporter.watchers = watchers  # one assignment: a scrape sees the old list or the new one
-    settings = {f.name: getattr(new, f.name) for f in dataclasses.fields(ExporterConfig) if f.name in IN_PLACE}
+    settings = {
+        f.name: getattr(new, f.name) for f in dataclasses.fields(ExporterConfig) if f.name in IN_PLACE
+    }
     exporter.config = dataclasses.replace(exporter.config, instances=new.instances, **settings)
     if exporter.server is not None and "failures_enabled" in plan.settings:
         exporter.server.failures = exporter.failures if new.failures_enabled else None

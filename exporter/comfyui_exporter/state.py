@@ -18,16 +18,22 @@ from .events import (
     HistoryBaseline,
     HistoryGap,
     MalformedMessage,
+    NodeExecuted,
     Outcome,
+    PluginState,
     ProgressSeen,
     PromptFinished,
+    PromptRejected,
+    PromptStarted,
     QueueRemaining,
     QueueSnapshot,
     RequestObserved,
     RestartDetected,
     SystemStats,
+    VramGuardTripped,
     WebsocketState,
 )
+from .plugin_state import PluginView
 
 EXECUTION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
 QUEUE_WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
@@ -108,9 +114,13 @@ class FailureRecord:
     message: str
     started_at: float | None
     finished_at: float | None
+    kind: str = "failure"  # or "rejection" / "vram_guard" (both from the plugin)
+    input_name: str | None = None
 
     def as_json(self) -> dict[str, object]:
         return {
+            "kind": self.kind,
+            "input_name": self.input_name,
             "comfyui": self.comfyui,
             "prompt_id": self.prompt_id,
             "node_id": self.node_id,
@@ -155,6 +165,8 @@ class InstanceState:
     request_failures: dict[str, int] = field(default_factory=dict)
     request_seconds: dict[str, Histogram] = field(default_factory=dict)
     malformed: dict[str, int] = field(default_factory=dict)
+    plugin: PluginView = field(default_factory=PluginView)
+    exact_starts: OrderedDict[str, float] = field(default_factory=OrderedDict)
 
     def apply(self, event: Event) -> None:
         """Fold one event into the state."""
@@ -193,6 +205,20 @@ class InstanceState:
                 self.progress.clear()
             case HistoryBaseline():
                 self.baseline_taken = True
+            case PluginState():
+                self.plugin.connection(event)
+            case PromptStarted(prompt_id=prompt_id, started_at=started_at):
+                self.exact_starts[prompt_id] = started_at
+                while len(self.exact_starts) > MAX_PROGRESS_TRACKED:
+                    self.exact_starts.popitem(last=False)
+                if prompt_id in self.running:
+                    self.running[prompt_id] = started_at
+            case PromptRejected():
+                self._rejected(event)
+            case NodeExecuted(node_type=node_type):
+                self.plugin.node_executed(event, self.node_types.admit(node_type), Histogram)
+            case VramGuardTripped():
+                self._guard_tripped(event)
 
     def _finished(self, event: PromptFinished) -> None:
         self.finished += 1
@@ -233,9 +259,49 @@ class InstanceState:
                 )
             )
 
+    def _rejected(self, event: PromptRejected) -> None:
+        reason = self.plugin.rejected(event)
+        self.recent_failures.append(
+            FailureRecord(
+                comfyui=self.name,
+                prompt_id=event.prompt_id or "",
+                node_id=event.node_id,
+                node_type=event.node_type,
+                exception_type=None,
+                error_type=reason,
+                message=event.message,
+                started_at=None,
+                finished_at=event.at,
+                kind="rejection",
+                input_name=event.input_name,
+            )
+        )
+
+    def _guard_tripped(self, event: VramGuardTripped) -> None:
+        self.plugin.tripped(event)
+        self.recent_failures.append(
+            FailureRecord(
+                comfyui=self.name,
+                prompt_id=event.prompt_id or "",
+                node_id=event.node_id,
+                node_type="Health Check: VRAM",
+                exception_type=None,
+                error_type=f"vram_guard_{event.outcome}",
+                message=event.message
+                or f"free {event.free_bytes} bytes < required {event.required_bytes} bytes ({event.action})",
+                started_at=None,
+                finished_at=event.at,
+                kind="vram_guard",
+            )
+        )
+
     def _queue(self, event: QueueSnapshot) -> None:
         running = {}
         for job in event.running:
+            exact = self.exact_starts.get(job.prompt_id)
+            if exact is not None:  # the plugin saw the dequeue itself
+                running[job.prompt_id] = exact
+                continue
             # Keep the first sighting; a progress event may have revealed the start even earlier.
             seen = self.running.get(job.prompt_id) or self.progress.get(job.prompt_id) or event.at
             running[job.prompt_id] = min(seen, event.at)

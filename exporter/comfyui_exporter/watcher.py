@@ -20,6 +20,7 @@ from .config import ExporterConfig, InstanceConfig
 from .events import Event, QueueRemaining
 from .history_tracker import HistoryTracker
 from .sources.history import HistorySource
+from .sources.plugin import PluginSource
 from .sources.queue import QueueSource
 from .sources.system_stats import SystemStatsSource
 from .sources.websocket import WebsocketSource
@@ -59,6 +60,16 @@ class InstanceWatcher:
             clock=clock,
             max_message_bytes=min(config.max_response_bytes, 64 * 1024 * 1024),
         )
+        self.plugin: PluginSource | None = None
+        if config.plugin_enabled:
+            self.plugin = PluginSource(
+                instance_config,
+                self._emit,
+                on_change=self._changed.set,
+                on_restart=self.tracker.connection_lost,
+                clock=clock,
+                token=config.plugin_token,
+            )
         self._threads: list[threading.Thread] = []
 
     @property
@@ -76,15 +87,17 @@ class InstanceWatcher:
         self._changed.set()
 
     def start(self) -> None:
-        for target, role in ((self.websocket.run, "ws"), (self._poll_loop, "poll")):
+        loops = [(self.websocket.run, "ws"), (lambda _stop: self._poll_loop(), "poll")]
+        if self.plugin is not None:
+            loops.append((self.plugin.run, "plugin"))
+        for target, role in loops:
             thread = threading.Thread(
-                target=target,
-                args=(self._stop,) if role == "ws" else (),
-                name=f"{role}:{self.name}",
-                daemon=True,
+                target=target, args=(self._stop,), name=f"{role}:{self.name}", daemon=True
             )
             thread.start()
-            self._threads.append(thread)
+            # The plugin thread may sit in a long-poll: it is a daemon and not waited for at stop.
+            if role != "plugin":
+                self._threads.append(thread)
 
     def stop(self, timeout: float = 2.0) -> None:
         self._stop.set()

@@ -71,6 +71,15 @@ def _referenced_files(raw: bytes, base: Path) -> list[Path]:
     return [base / n for n in names if isinstance(n, str) and n]
 
 
+def __getattr__(name: str) -> Any:
+    """``wrap_server``, ``aiohttp_middleware`` and ``aiohttp_ssl_context`` live in ``webserve``."""
+    if name in ("wrap_server", "tls_handshake", "aiohttp_middleware", "aiohttp_ssl_context"):
+        from . import webserve
+
+        return getattr(webserve, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 class WebConfigWatcher:
     """The live web config of one server; see the module docstring.
 
@@ -176,9 +185,8 @@ class WebConfigWatcher:
         return True
 
     def _failed(self, fingerprint: bytes | None, exc: Exception) -> bool:
-        if fingerprint is None or fingerprint != self._failed_fingerprint:
-            if str(exc) != self.last_error:
-                log.error("web config not reloaded, keeping the previous one: %s", exc)
+        if (fingerprint is None or fingerprint != self._failed_fingerprint) and str(exc) != self.last_error:
+            log.error("web config not reloaded, keeping the previous one: %s", exc)
         self._failed_fingerprint = fingerprint
         self.last_error = str(exc)
         return False
@@ -281,7 +289,9 @@ class WebConfigWatcher:
             return False
         allowed = set(tls.client_allowed_sans)
         for kind, value in peercert.get("subjectAltName", ()):
-            if value in allowed or (kind == "IP Address" and _normal_ip(value) in {_normal_ip(a) for a in allowed}):
+            if value in allowed or (
+                kind == "IP Address" and _normal_ip(value) in {_normal_ip(a) for a in allowed}
+            ):
                 return True
         return False
 

@@ -33,10 +33,20 @@ class WebConfigError(ConfigError):
 
 TOP_KEYS = ("tls_server_config", "http_server_config", "basic_auth_users", "rate_limit")
 TLS_KEYS = (
-    "cert", "key", "client_ca", "cert_file", "key_file", "client_auth_type", "client_ca_file",
-    "cipher_suites", "curve_preferences", "min_version", "max_version",
-    "prefer_server_cipher_suites", "client_allowed_sans",
-)  # fmt: skip
+    "cert",
+    "key",
+    "client_ca",
+    "cert_file",
+    "key_file",
+    "client_auth_type",
+    "client_ca_file",
+    "cipher_suites",
+    "curve_preferences",
+    "min_version",
+    "max_version",
+    "prefer_server_cipher_suites",
+    "client_allowed_sans",
+)
 TLS_VERSIONS = {
     "TLS10": ssl.TLSVersion.TLSv1,
     "TLS11": ssl.TLSVersion.TLSv1_1,
@@ -87,7 +97,16 @@ HEADERS: dict[str, tuple[str, ...]] = {
 }
 _BCRYPT = re.compile(r"^\$2[aby]?\$(\d\d)\$[./A-Za-z0-9]{53}$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
 
 
 @dataclass(frozen=True)
@@ -155,7 +174,9 @@ def parse_web_config_text(text: str, source: str, base_dir: Path) -> WebConfig:
             http2 = http["http2"].as_bool()
         for name, value in http["headers"].items() if "headers" in http else ():
             if name not in HEADERS:
-                raise value.error(f"HTTP header {name!r} can not be configured (allowed: {', '.join(HEADERS)})")
+                raise value.error(
+                    f"HTTP header {name!r} can not be configured (allowed: {', '.join(HEADERS)})"
+                )
             text_value = value.as_str()
             if HEADERS[name] and text_value not in HEADERS[name]:
                 raise value.error(f"expected one of {', '.join(HEADERS[name])}, got {text_value!r}")
@@ -259,9 +280,19 @@ def _tls(node: Node, base_dir: Path, files: list[str]) -> TLSServerConfig | None
                 "the SANs of an unverified certificate prove nothing"
             )
     tls = TLSServerConfig(
-        cert_file, key_file, cert_pem, key_pem, ca_file, ca_pem, auth or "NoClientCert", verify_mode,
-        versions["min_version"], versions["max_version"], tuple(ciphers), sans,
-    )  # fmt: skip
+        cert_file,
+        key_file,
+        cert_pem,
+        key_pem,
+        ca_file,
+        ca_pem,
+        auth or "NoClientCert",
+        verify_mode,
+        versions["min_version"],
+        versions["max_version"],
+        tuple(ciphers),
+        sans,
+    )
     try:
         build_ssl_context(tls)
     except (OSError, ssl.SSLError, ValueError) as exc:

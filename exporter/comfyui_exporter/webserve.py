@@ -75,7 +75,9 @@ def tls_handshake(
     try:
         connection.do_handshake()
         if not watcher.client_cert_allowed(connection.getpeercert()):
-            log.warning("TLS client %s refused: its certificate has none of client_allowed_sans", client_address)
+            log.warning(
+                "TLS client %s refused: its certificate has none of client_allowed_sans", client_address
+            )
             connection.close()
             return None
         connection.settimeout(None)

@@ -45,14 +45,19 @@ def sim() -> Iterator[SimHandle]:
 
 
 def test_all_green_against_the_simulator(sim: SimHandle, capsys) -> None:
-    rc, out = run(capsys, "--comfyui-url", f"gpu0={sim.url}", "--listen", f"127.0.0.1:{free_port()}", "--no-gpu")
+    rc, out = run(
+        capsys, "--comfyui-url", f"gpu0={sim.url}", "--listen", f"127.0.0.1:{free_port()}", "--no-gpu"
+    )
     table = rows(out)
     assert rc == 0, out
     for check in ("reachable", "version", "websocket", "history", "jobs-api"):
         assert table[(check, "gpu0")][0] == "OK", (check, out)
     assert "ComfyUI 0.8.0" in table[("version", "gpu0")][1]
     assert "first broadcast: status" in table[("websocket", "gpu0")][1]
-    assert table[("plugin", "gpu0")] == ("INFO", "not installed (optional; `comfyui-exporter install-plugin`, docs/plugin.md)")
+    assert table[("plugin", "gpu0")] == (
+        "INFO",
+        "not installed (optional; `comfyui-exporter install-plugin`, docs/plugin.md)",
+    )
     assert table[("nvml", "host")][0] == "SKIP"
     assert table[("listen", "host")][0] == "OK"
     assert out.rstrip().endswith("OK: 0 problem(s), 0 warning(s)")
@@ -62,7 +67,9 @@ def test_stopped_comfyui(capsys) -> None:
     with running_sim() as stopped:
         url = stopped.url
         stopped.stop()
-        rc, out = run(capsys, "--comfyui-url", f"gpu0={url}", "--listen", f"127.0.0.1:{free_port()}", "--no-gpu")
+        rc, out = run(
+            capsys, "--comfyui-url", f"gpu0={url}", "--listen", f"127.0.0.1:{free_port()}", "--no-gpu"
+        )
     assert rc == 1
     result, detail = rows(out)[("reachable", "gpu0")]
     assert result == "FAIL" and detail.startswith(f"connection refused at 127.0.0.1:{url.rsplit(':', 1)[1]}")
@@ -91,16 +98,23 @@ def test_wrong_port(sim: SimHandle, capsys) -> None:
     try:
         rc, out = run(
             capsys,
-            "--comfyui-url", f"html=http://127.0.0.1:{other.server_port}",
-            "--comfyui-url", f"path={sim.url}/comfy",
-            "--listen", f"127.0.0.1:{free_port()}", "--no-gpu",
-        )  # fmt: skip
+            "--comfyui-url",
+            f"html=http://127.0.0.1:{other.server_port}",
+            "--comfyui-url",
+            f"path={sim.url}/comfy",
+            "--listen",
+            f"127.0.0.1:{free_port()}",
+            "--no-gpu",
+        )
     finally:
         other.shutdown()
         other.server_close()
     table = rows(out)
     assert rc == 1
-    assert table[("reachable", "html")] == ("FAIL", f"127.0.0.1:{other.server_port} answers /system_stats with text/html, not ComfyUI's JSON")
+    assert table[("reachable", "html")] == (
+        "FAIL",
+        f"127.0.0.1:{other.server_port} answers /system_stats with text/html, not ComfyUI's JSON",
+    )
     assert table[("reachable", "path")][0] == "FAIL" and "HTTP 404" in table[("reachable", "path")][1]
     assert table[("other-checks", "html")][0] == "SKIP"
     assert "wrong port or path" in out
@@ -108,7 +122,9 @@ def test_wrong_port(sim: SimHandle, capsys) -> None:
 
 def test_comfyui_without_jobs_api(capsys) -> None:
     with running_sim(no_jobs_api=True) as old:
-        rc, out = run(capsys, "--comfyui-url", f"old={old.url}", "--listen", f"127.0.0.1:{free_port()}", "--no-gpu")
+        rc, out = run(
+            capsys, "--comfyui-url", f"old={old.url}", "--listen", f"127.0.0.1:{free_port()}", "--no-gpu"
+        )
     assert rc == 0, out
     assert rows(out)[("jobs-api", "old")] == ("WARN", "no /api/jobs: ComfyUI older than 0.6.0, using /queue")
     assert out.rstrip().endswith("OK: 0 problem(s), 1 warning(s)")
@@ -116,11 +132,16 @@ def test_comfyui_without_jobs_api(capsys) -> None:
 
 def test_listen_address_in_use(sim: SimHandle, capsys) -> None:
     rc, out = run(capsys, "--comfyui-url", sim.url, "--listen", f"127.0.0.1:{sim.port}", "--no-gpu")
-    assert rc == 1 and rows(out)[("listen", "host")] == ("FAIL", f"127.0.0.1:{sim.port} is in use by another program")
+    assert rc == 1 and rows(out)[("listen", "host")] == (
+        "FAIL",
+        f"127.0.0.1:{sim.port} is in use by another program",
+    )
     exporter = ExporterHTTPServer(("127.0.0.1", 0), CollectorRegistry(), None, lambda: True)
     exporter.serve_in_thread()
     try:
-        rc, out = run(capsys, "--comfyui-url", sim.url, "--listen", f"127.0.0.1:{exporter.server_port}", "--no-gpu")
+        rc, out = run(
+            capsys, "--comfyui-url", sim.url, "--listen", f"127.0.0.1:{exporter.server_port}", "--no-gpu"
+        )
     finally:
         exporter.shutdown()
         exporter.server_close()
@@ -131,26 +152,47 @@ def test_listen_address_in_use(sim: SimHandle, capsys) -> None:
 def test_broken_web_config(sim: SimHandle, tmp_path: Path, capsys) -> None:
     (tmp_path / "web.yml").write_text("tls_server_config:\n  cert_filse: x.crt\n")
     rc, out = run(
-        capsys, "--comfyui-url", sim.url, "--web.config.file", str(tmp_path / "web.yml"),
-        "--listen", f"127.0.0.1:{free_port()}", "--no-gpu",
-    )  # fmt: skip
+        capsys,
+        "--comfyui-url",
+        sim.url,
+        "--web.config.file",
+        str(tmp_path / "web.yml"),
+        "--listen",
+        f"127.0.0.1:{free_port()}",
+        "--no-gpu",
+    )
     assert rc == 1
     result, detail = rows(out)[("web-config", "host")]
-    assert result == "FAIL" and "tls_server_config.cert_filse: unknown key (did you mean cert_file?)" in detail
+    assert (
+        result == "FAIL" and "tls_server_config.cert_filse: unknown key (did you mean cert_file?)" in detail
+    )
 
 
 def test_gpu_mapping_with_a_recorded_nvml() -> None:
     with running_sim(device="cuda", device_name="NVIDIA GeForce RTX 4090", vram_total=25393692672) as gpu_sim:
-        config, _ = parse_config(["--comfyui-url", f"gpu0={gpu_sim.url}", "--listen", f"127.0.0.1:{free_port()}"], {})
+        config, _ = parse_config(
+            ["--comfyui-url", f"gpu0={gpu_sim.url}", "--listen", f"127.0.0.1:{free_port()}"], {}
+        )
         checks = doctor.run_checks(config, nvml_factory=lambda: FakeNvml.from_file(RTX4090))
         by = {(c.check, c.target): c for c in checks}
         assert by[("nvml", "host")].result == "OK" and "1 GPU(s)" in by[("nvml", "host")].detail
         assert "NVIDIA GeForce RTX 4090, GPU-6513270e" in by[("gpu-0", "host")].detail
         assert by[("gpu-mapping", "gpu0")].result == "OK"
-        assert by[("gpu-mapping", "gpu0")].detail == "GPU 0 (GPU-6513270e-269e-4d37-b2a7-4de452e6b438), by only_model"
+        assert (
+            by[("gpu-mapping", "gpu0")].detail
+            == "GPU 0 (GPU-6513270e-269e-4d37-b2a7-4de452e6b438), by only_model"
+        )
         # Two GPUs expected, one present: the GPUMissing alert would fire, so it is broken.
         config, _ = parse_config(
-            ["--comfyui-url", f"gpu0={gpu_sim.url}", "--gpu-expected-count", "2", "--listen", f"127.0.0.1:{free_port()}"], {}
+            [
+                "--comfyui-url",
+                f"gpu0={gpu_sim.url}",
+                "--gpu-expected-count",
+                "2",
+                "--listen",
+                f"127.0.0.1:{free_port()}",
+            ],
+            {},
         )
         checks = doctor.run_checks(config, nvml_factory=lambda: FakeNvml.from_file(RTX4090))
         assert next(c for c in checks if c.check == "nvml").result == "FAIL"
@@ -170,7 +212,9 @@ def test_missing_nvml_is_a_warning_unless_gpus_are_expected(sim: SimHandle) -> N
 
     config, _ = parse_config(["--comfyui-url", sim.url, "--listen", f"127.0.0.1:{free_port()}"], {})
     assert next(c for c in doctor.run_checks(config, Broken) if c.check == "nvml").result == "WARN"
-    config, _ = parse_config(["--comfyui-url", sim.url, "--gpu-expected-count", "1", "--listen", "127.0.0.1:0"], {})
+    config, _ = parse_config(
+        ["--comfyui-url", sim.url, "--gpu-expected-count", "1", "--listen", "127.0.0.1:0"], {}
+    )
     assert next(c for c in doctor.run_checks(config, Broken) if c.check == "nvml").result == "FAIL"
 
 
@@ -178,14 +222,29 @@ def test_subcommand_from_the_command_line() -> None:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO / "exporter")}
     proc = subprocess.run(
-        [sys.executable, "-m", "comfyui_exporter.cli", "doctor", "--comfyui-url", f"x=http://127.0.0.1:{port}",
-         "--no-gpu", "--listen", f"127.0.0.1:{free_port()}"],
-        capture_output=True, text=True, env=env, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "comfyui_exporter.cli",
+            "doctor",
+            "--comfyui-url",
+            f"x=http://127.0.0.1:{port}",
+            "--no-gpu",
+            "--listen",
+            f"127.0.0.1:{free_port()}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"connection refused at 127.0.0.1:{port}" in proc.stdout
     bad = subprocess.run(
         [sys.executable, "-m", "comfyui_exporter.cli", "doctor", "--poll-interval", "0"],
-        capture_output=True, text=True, env=env, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "--poll-interval: must be positive" in bad.stderr

@@ -112,6 +112,9 @@ def test_the_metrics_table_in_docs_matches_what_is_exported() -> None:
 
     doc = (REPO / "docs" / "gpu.md").read_text(encoding="utf-8").split("## Metrics")[1].split("\n## ")[0]
     documented = set(re.findall(r"^\| `(comfyui_[a-z_]+)` \| (gauge|counter) \|", doc, re.M))
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    readme = readme.split("<!-- gpu-metrics-table:start -->")[1].split("<!-- gpu-metrics-table:end -->")[0]
+    assert set(re.findall(r"^\| `(comfyui_[a-z_]+)` \| (gauge|counter) \|", readme, re.M)) == documented
     exported = set()
     for path in GOLDEN.glob("*.prom"):
         for line in path.read_text(encoding="utf-8").splitlines():

@@ -149,7 +149,7 @@ class ComfyWorld:
         for path in self.also_load:  # e.g. a second copy of the pack under another name
             self.mods["nodes"].load_custom_node(str(path))
         self.server.add_routes()
-        self._runner = web.AppRunner(self.server.app, access_log=None)
+        self._runner = web.AppRunner(self.server.app, access_log=None, handler_cancellation=True)
         loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         loop.run_until_complete(site.start())

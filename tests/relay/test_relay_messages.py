@@ -137,7 +137,7 @@ async def test_exporter_failure_details_are_added_and_never_block(tmp_path: Path
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = runner.addresses[0][1]
     try:
         async with harness(
             tmp_path,

@@ -36,7 +36,10 @@ def parse(argv: list[str], environ: dict[str, str] | None = None) -> tuple[argpa
     loaded = config_file.prepare(parser, argv, environ)
     args = parser.parse_args([*cli._apply_env(parser, argv, environ), *argv])
     tls = TLSOptions(
-        args.comfyui_ca_file, args.comfyui_client_cert, args.comfyui_client_key, args.comfyui_insecure_skip_verify
+        args.comfyui_ca_file,
+        args.comfyui_client_cert,
+        args.comfyui_client_key,
+        args.comfyui_insecure_skip_verify,
     )
     instances = config_file.instances_for(loaded, args, tls) or build_instances(
         args.comfyui_url, args.comfyui_header, args.comfyui_header_file, tls
@@ -106,7 +109,11 @@ def test_instance_tls_overrides_common_field_by_field(tmp_path: Path) -> None:
     )
     _, instances = parse(["--config", str(tmp_path / "c.yml")])
     a, b = instances
-    assert a.name == "a.example:8443" and a.tls.ca_file == str(tmp_path / "ca.pem") and a.tls.insecure_skip_verify
+    assert (
+        a.name == "a.example:8443"
+        and a.tls.ca_file == str(tmp_path / "ca.pem")
+        and a.tls.insecure_skip_verify
+    )
     assert b.name == "b.example:443" and b.tls.ca_file == str(tmp_path / "other-ca.pem")
     assert not b.tls.insecure_skip_verify
 
@@ -114,13 +121,19 @@ def test_instance_tls_overrides_common_field_by_field(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("listen: 127.0.0.1:9188\npoll_intervall: 5\n", "c.yml:2: poll_intervall: unknown key (did you mean poll_interval?)"),
+        (
+            "listen: 127.0.0.1:9188\npoll_intervall: 5\n",
+            "c.yml:2: poll_intervall: unknown key (did you mean poll_interval?)",
+        ),
         ("poll_interval: 0\n", "c.yml:1: poll_interval: must be positive, got 0"),
         ("poll_interval: fast\n", "c.yml:1: poll_interval: expected a number, got 'fast'"),
         ("debounce: -1\n", "c.yml:1: debounce: must not be negative"),
         ("history_max_items: 0\n", "c.yml:1: history_max_items: must be at least 1"),
         ("listen: localhost\n", "c.yml:1: listen: expected HOST:PORT, got 'localhost'"),
-        ("log:\n  level: loud\n", "c.yml:2: log.level: expected one of debug, info, warning, error, got 'loud'"),
+        (
+            "log:\n  level: loud\n",
+            "c.yml:2: log.level: expected one of debug, info, warning, error, got 'loud'",
+        ),
         ("gpu:\n  enabled: maybe\n", "c.yml:2: gpu.enabled: expected true or false"),
         ("web:\n  config_file: missing.yml\n", "c.yml:2: web.config_file: cannot read"),
         ("instances:\n  - name: a\n", "c.yml:2: instances[0]: url is required"),
@@ -131,9 +144,18 @@ def test_instance_tls_overrides_common_field_by_field(tmp_path: Path) -> None:
             "instances:\n  - url: http://x:1\n  - url: http://x:1\n",
             "c.yml:3: instances[1].url: instance name 'x:1' is also used at line 2",
         ),
-        ("instances:\n  - url: http://x:1\n    headers:\n      Bad Name: v\n", "c.yml:4: instances[0].headers.Bad Name: not a valid header name"),
-        ("instances:\n  - url: http://x:1\n    header_files:\n      Authorization: nope\n", "c.yml:4: instances[0].header_files.Authorization: cannot read"),
-        ("instances:\n  - url: http://x:1\n    tlss: {}\n", "c.yml:3: instances[0].tlss: unknown key (did you mean tls?)"),
+        (
+            "instances:\n  - url: http://x:1\n    headers:\n      Bad Name: v\n",
+            "c.yml:4: instances[0].headers.Bad Name: not a valid header name",
+        ),
+        (
+            "instances:\n  - url: http://x:1\n    header_files:\n      Authorization: nope\n",
+            "c.yml:4: instances[0].header_files.Authorization: cannot read",
+        ),
+        (
+            "instances:\n  - url: http://x:1\n    tlss: {}\n",
+            "c.yml:3: instances[0].tlss: unknown key (did you mean tls?)",
+        ),
         ("instances:\n  url: http://x:1\n", "c.yml:1: instances: expected a list, got a mapping"),
         ("defaults:\n  headers: [a]\n", "c.yml:2: defaults.headers: expected a mapping"),
         ("listen: [\n", "c.yml:2: not valid YAML"),
@@ -165,7 +187,7 @@ def test_listen_value_is_usable() -> None:
 
 @pytest.mark.skipif(not WIRED, reason="cli.parse_config does not read --config yet (lead integration step 3)")
 def test_cli_parse_config_reads_the_file(tmp_path: Path) -> None:
-    config, args = cli.parse_config(["--config", str(example_dir(tmp_path))], environ={})
+    config, _args = cli.parse_config(["--config", str(example_dir(tmp_path))], environ={})
     assert [i.name for i in config.instances] == ["gpu0", "gpu1", "render-farm"]
     assert config.listen_port == 9188 and config.gpu_expected_count == 2
     assert config.web_config_file == str(tmp_path / "web.yml")

@@ -85,7 +85,9 @@ def test_message_is_cleaned() -> None:
 @pytest.mark.xfail(strict=True, reason=GAP)
 @pytest.mark.parametrize("field", ["prompt_id", "node_type", "exception_type", "node_id"])
 def test_identifiers_are_cleaned(field: str) -> None:
-    record = failure_json(NASTY if field == "prompt_id" else "p1", **({field: NASTY} if field != "prompt_id" else {}))
+    record = failure_json(
+        NASTY if field == "prompt_id" else "p1", **({field: NASTY} if field != "prompt_id" else {})
+    )
     assert control_chars(str(record[field])) == []
 
 
@@ -114,9 +116,12 @@ def test_log_line_for_a_malformed_entry_has_no_control_chars(caplog: pytest.LogC
 @pytest.mark.xfail(strict=True, reason=GAP)
 def test_failures_endpoint_end_to_end() -> None:
     """A real prompt with a hostile client-chosen prompt_id fails in the simulator; /failures is clean."""
-    with running_sim() as sim, running_exporter(
-        "--comfyui-url", f"sim={sim.url}", "--poll-interval", "0.2", "--debounce", "0.02"
-    ) as exporter:
+    with (
+        running_sim() as sim,
+        running_exporter(
+            "--comfyui-url", f"sim={sim.url}", "--poll-interval", "0.2", "--debounce", "0.02"
+        ) as exporter,
+    ):
         wait_until(lambda: exporter.value("comfyui_up", comfyui="sim") == 1, what="up")
         body = {"prompt": fault_graph("runtime_error", 0.0, 0, 7), "prompt_id": "p-" + NASTY}
         status, answer = sim.request("POST", "/prompt", body)

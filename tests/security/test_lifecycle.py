@@ -38,9 +38,12 @@ def value(exporter: Exporter, name: str, **labels: str) -> float | None:
 def test_plan_reload_diff() -> None:
     old = config_for("a=http://127.0.0.1:1", "b=http://127.0.0.1:2", "c=http://127.0.0.1:3")
     new = config_for(
-        "a=http://127.0.0.1:1", "b=http://127.0.0.1:22", "c=http://127.0.0.1:3@GPU-1", "d=http://127.0.0.1:4",
+        "a=http://127.0.0.1:1",
+        "b=http://127.0.0.1:22",
+        "c=http://127.0.0.1:3@GPU-1",
+        "d=http://127.0.0.1:4",
         extra=("--poll-interval", "1", "--listen", "127.0.0.1:9999"),
-    )  # fmt: skip
+    )
     plan = plan_reload(old, new)
     assert plan.added == ("d",) and plan.removed == ()
     assert plan.url_changed == ("b",) and plan.reconnect == ("c",)
@@ -62,10 +65,15 @@ def test_apply_reload_keeps_state_where_the_url_is_the_same() -> None:
             wait_for(lambda: value(exporter, "comfyui_up", comfyui="a") == 1, 10, "a up")
             wait_for(lambda: value(exporter, "comfyui_up", comfyui="b") == 1, 10, "b up")
             a.enqueue(outcome="oom")
-            wait_for(lambda: value(exporter, "comfyui_prompt_failures_total", comfyui="a", error_type="oom") == 1, 10)
+            wait_for(
+                lambda: value(exporter, "comfyui_prompt_failures_total", comfyui="a", error_type="oom") == 1,
+                10,
+            )
             old_a = next(w for w in exporter.watchers if w.name == "a")
             # a: new header (a rotated token) -> rebuilt around the same state; b: removed; c: added.
-            new = config_for(f"a={a.url}", f"c={c.url}", extra=("--comfyui-header", "X-Token: 2", "--poll-interval", "0.1"))
+            new = config_for(
+                f"a={a.url}", f"c={c.url}", extra=("--comfyui-header", "X-Token: 2", "--poll-interval", "0.1")
+            )
             plan = plan_reload(exporter.config, new)
             assert plan.reconnect == ("a",) and plan.removed == ("b",) and plan.added == ("c",)
             apply_reload(exporter, plan)
@@ -79,7 +87,10 @@ def test_apply_reload_keeps_state_where_the_url_is_the_same() -> None:
             # No counter reset and no new baseline: the old failure still counts, a new one adds to it.
             assert value(exporter, "comfyui_prompt_failures_total", comfyui="a", error_type="oom") == 1
             a.enqueue(outcome="oom")
-            wait_for(lambda: value(exporter, "comfyui_prompt_failures_total", comfyui="a", error_type="oom") == 2, 10)
+            wait_for(
+                lambda: value(exporter, "comfyui_prompt_failures_total", comfyui="a", error_type="oom") == 2,
+                10,
+            )
             assert value(exporter, "comfyui_restarts_total", comfyui="a") == 0
             # A new URL under the same name is a different ComfyUI: watched from scratch.
             plan = plan_reload(exporter.config, config_for(f"a={b.url}", f"c={c.url}"))
@@ -89,7 +100,12 @@ def test_apply_reload_keeps_state_where_the_url_is_the_same() -> None:
             assert value(exporter, "comfyui_prompt_failures_total", comfyui="a", error_type="oom") == 0
             # /failures can be turned off by a reload
             assert exporter.server is not None and exporter.server.failures is not None
-            apply_reload(exporter, plan_reload(exporter.config, config_for(f"a={b.url}", f"c={c.url}", extra=("--web.disable-failures",))))
+            apply_reload(
+                exporter,
+                plan_reload(
+                    exporter.config, config_for(f"a={b.url}", f"c={c.url}", extra=("--web.disable-failures",))
+                ),
+            )
             assert exporter.server.failures is None
         finally:
             exporter.stop()
@@ -101,7 +117,9 @@ def test_sighup_reloads_from_the_environment_and_sigterm_stops(
     """The signal loop as cli.main will run it: HUP re-reads flags + environment (+ config file)."""
     with running_sim() as a, running_sim() as b:
         monkeypatch.setenv("COMFYUI_EXPORTER_COMFYUI_URL", f"a={a.url}")
-        monkeypatch.setenv("COMFYUI_EXPORTER_REQUEST_TIMEOUT", "3")  # registered, so the test's changes are undone
+        monkeypatch.setenv(
+            "COMFYUI_EXPORTER_REQUEST_TIMEOUT", "3"
+        )  # registered, so the test's changes are undone
         config, args = parse_config(FAST)
         exporter = Exporter(config)
         exporter.start()
@@ -116,7 +134,9 @@ def test_sighup_reloads_from_the_environment_and_sigterm_stops(
                 os.kill(os.getpid(), signal.SIGHUP)
                 wait_for(lambda: value(exporter, "comfyui_up", comfyui="b") == 1, 10, "b added by SIGHUP")
                 os.environ["COMFYUI_EXPORTER_COMFYUI_URL"] = f"a={a.url}"
-                os.environ["COMFYUI_EXPORTER_REQUEST_TIMEOUT"] = "-1"  # invalid: the reload must change nothing
+                os.environ["COMFYUI_EXPORTER_REQUEST_TIMEOUT"] = (
+                    "-1"  # invalid: the reload must change nothing
+                )
                 os.kill(os.getpid(), signal.SIGHUP)
                 time.sleep(0.3)
                 result["watchers"] = [w.name for w in exporter.watchers]
@@ -136,4 +156,7 @@ def test_sighup_reloads_from_the_environment_and_sigterm_stops(
         assert result["watchers"] == ["a", "b"]
         assert time.monotonic() - float(result["sent"]) < 2.5  # type: ignore[arg-type]
         assert exporter.config.request_timeout == 3.0
-        assert "reload failed, keeping the running configuration: --request-timeout: must be positive" in caplog.text
+        assert (
+            "reload failed, keeping the running configuration: --request-timeout: must be positive"
+            in caplog.text
+        )

@@ -83,12 +83,16 @@ def test_systemd_accepts_the_unit(name: str, tmp_path: Path) -> None:
     text = (UNITS / name).read_text()
     binary = parse_unit(UNITS / name)["Service"]["ExecStart"][0].split()[0]
     (tmp_path / name).write_text(text.replace(binary, "/bin/sleep"))  # verify wants an executable
-    verify = subprocess.run([analyze, "verify", str(tmp_path / name)], capture_output=True, text=True, timeout=60)
+    verify = subprocess.run(
+        [analyze, "verify", str(tmp_path / name)], capture_output=True, text=True, timeout=60
+    )
     assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr
     security = subprocess.run(
         [analyze, "security", "--offline=yes", "--threshold=20", str(tmp_path / name)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if "--offline" in security.stderr and "unrecognized" in security.stderr:
         pytest.skip("this systemd-analyze has no --offline")
     assert security.returncode == 0, security.stdout[-2000:] + security.stderr

@@ -127,7 +127,9 @@ def test_bcrypt_result_is_cached(tmp_path: Path) -> None:
     assert not watcher.authorize("/metrics", header)
 
 
-def test_reload_on_change_and_broken_file_keeps_old(tmp_path: Path, pki: PKI, serve, hashed: str, caplog) -> None:
+def test_reload_on_change_and_broken_file_keeps_old(
+    tmp_path: Path, pki: PKI, serve, hashed: str, caplog
+) -> None:
     path = write_config(tmp_path / "web.yml", tls_block(pki))
     served = serve(path)
     assert get(served.url(), pki).status_code == 200
@@ -153,7 +155,9 @@ def test_certificate_rotated_in_place(tmp_path: Path, pki: PKI, serve) -> None:
     cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
     cert.write_bytes(pki.other_client.cert.read_bytes())  # a cert the client won't trust for this host
     key.write_bytes(pki.other_client.key.read_bytes())
-    served = serve(write_config(tmp_path / "web.yml", f"tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n"))
+    served = serve(
+        write_config(tmp_path / "web.yml", "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n")
+    )
     with pytest.raises(requests.exceptions.SSLError):
         get(served.url(), pki)
     key.write_bytes(pki.server.key.read_bytes())
@@ -188,16 +192,24 @@ def test_garbage_instead_of_tls_is_dropped(tmp_path: Path, pki: PKI, serve) -> N
 
 
 def test_tls_versions(tmp_path: Path, pki: PKI, serve) -> None:
-    served = serve(write_config(tmp_path / "web.yml", tls_block(pki, extra="") .replace(
-        "tls_server_config:\n", "tls_server_config:\n  min_version: TLS13\n")))
+    served = serve(
+        write_config(
+            tmp_path / "web.yml",
+            tls_block(pki, extra="").replace(
+                "tls_server_config:\n", "tls_server_config:\n  min_version: TLS13\n"
+            ),
+        )
+    )
     context = ssl.create_default_context(cafile=str(pki.ca.cert))
     context.maximum_version = ssl.TLSVersion.TLSv1_2
     with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock, pytest.raises(ssl.SSLError):
         context.wrap_socket(sock, server_hostname="127.0.0.1")
     context.maximum_version = ssl.TLSVersion.TLSv1_3
-    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
-        with context.wrap_socket(sock, server_hostname="127.0.0.1") as tls:
-            assert tls.version() == "TLSv1.3"
+    with (
+        socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock,
+        context.wrap_socket(sock, server_hostname="127.0.0.1") as tls,
+    ):
+        assert tls.version() == "TLSv1.3"
 
 
 def test_rate_limit(tmp_path: Path, serve) -> None:

@@ -89,15 +89,33 @@ def test_inline_cert_and_key(tmp_path: Path, pki: PKI) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("tls_server_config:\n  cert_filse: server.crt\n", "web.yml:2: tls_server_config.cert_filse: unknown key (did you mean cert_file?)"),
-        ("basic_auth_user:\n  a: b\n", "web.yml:1: basic_auth_user: unknown key (did you mean basic_auth_users?)"),
-        ("http_server_config:\n  headers:\n    Server: nginx\n", "web.yml:3: http_server_config.headers.Server: HTTP header 'Server' can not be configured"),
-        ("http_server_config:\n  headers:\n    X-Frame-Options: allow\n", "web.yml:3: http_server_config.headers.X-Frame-Options: expected one of deny, sameorigin"),
+        (
+            "tls_server_config:\n  cert_filse: server.crt\n",
+            "web.yml:2: tls_server_config.cert_filse: unknown key (did you mean cert_file?)",
+        ),
+        (
+            "basic_auth_user:\n  a: b\n",
+            "web.yml:1: basic_auth_user: unknown key (did you mean basic_auth_users?)",
+        ),
+        (
+            "http_server_config:\n  headers:\n    Server: nginx\n",
+            "web.yml:3: http_server_config.headers.Server: HTTP header 'Server' can not be configured",
+        ),
+        (
+            "http_server_config:\n  headers:\n    X-Frame-Options: allow\n",
+            "web.yml:3: http_server_config.headers.X-Frame-Options: expected one of deny, sameorigin",
+        ),
         ("basic_auth_users:\n  alice: hunter2\n", "web.yml:2: basic_auth_users.alice: not a bcrypt hash"),
-        (f"basic_auth_users:\n  alice: {HASH}\n  alice: {HASH}\n", "web.yml:3: basic_auth_users.alice: key given twice"),
+        (
+            f"basic_auth_users:\n  alice: {HASH}\n  alice: {HASH}\n",
+            "web.yml:3: basic_auth_users.alice: key given twice",
+        ),
         ("rate_limit:\n  interval: 5 seconds\n", "web.yml:2: rate_limit.interval: invalid duration"),
         ("rate_limit:\n  interval: 1s\n", "burst must be at least 1"),
-        ("tls_server_config:\n  client_auth_type: NoClientCert\n", "tls_server_config: missing one of cert or cert_file"),
+        (
+            "tls_server_config:\n  client_auth_type: NoClientCert\n",
+            "tls_server_config: missing one of cert or cert_file",
+        ),
         ("tls_server_config: [a]\n", "web.yml:1: tls_server_config: expected a mapping"),
         ("tls_server_config:\n  cert_file: [\n", "web.yml:3: not valid YAML"),
     ],

@@ -19,12 +19,12 @@ import copy
 import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-TRANSCRIPTS = Path("/work/shared/comfyui-transcripts")
+from tests.support.recordings import RECORDINGS as TRANSCRIPTS  # the recordings, copied into the repo
+
 ORDER = [
     "success_with_client_id",
     "success_cached_rerun",

@@ -55,6 +55,7 @@ async def _serve(relay: Relay, host: str | None, port: int | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Console entry point: exit 2 on a config error (naming the key), 0 after a clean stop."""
     args = _parse_args(argv)
     install_log_redaction()
     logging.basicConfig(

@@ -60,6 +60,8 @@ class RateLimit:
 
 @dataclass(frozen=True)
 class TargetConfig:
+    """One robot target; ``url`` and ``secret`` stay wrapped until a robot client signs a request."""
+
     name: str
     type: str
     url: Secret
@@ -90,6 +92,8 @@ class DeliveryConfig:
 
 @dataclass(frozen=True)
 class RelayConfig:
+    """The whole validated relay.yml."""
+
     listen_host: str
     listen_port: int
     auth_token: Secret

@@ -48,6 +48,8 @@ class State(enum.Enum):
 
 @dataclass(frozen=True)
 class Result:
+    """What the HTTP handler answers Alertmanager, and what the journal records."""
+
     http_status: int  # 200 delivered, 500 permanent robot error, 503 not delivered yet
     status: str  # delivered | rejected_by_robot | undelivered
     reason: str = ""
@@ -60,6 +62,8 @@ class Result:
 
 @dataclass(eq=False)
 class Pending:
+    """One accepted notification waiting for its robot message (the HTTP request waits on ``future``)."""
+
     id: str
     payload: Payload
     received: float
@@ -70,10 +74,13 @@ class Pending:
 
 
 def new_id() -> str:
+    """Short random id for notifications and robot messages (shown as ``ref`` in messages and journal)."""
     return uuid.uuid4().hex[:12]
 
 
 class TargetWorker:
+    """Queue, rate limiter and sender of one target; one robot message in flight at a time."""
+
     def __init__(
         self,
         target: TargetConfig,

@@ -34,6 +34,8 @@ REJECT_REASONS = ("unauthorized", "malformed", "unknown_target", "too_large")
 
 
 class RelayMetrics:
+    """All relay metrics on one registry, served at ``/metrics``."""
+
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry

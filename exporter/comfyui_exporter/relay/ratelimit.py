@@ -75,6 +75,7 @@ class RateLimiter:
     def for_target(
         cls, rate: RateLimit, scale: float = 1.0, clock: Callable[[], float] = time.monotonic
     ) -> RateLimiter:
+        """The limiter for a target's ``rate_limit``; ``scale`` shrinks the windows (tests)."""
         windows = [Window(rate.per_minute, 60.0 * scale)]
         if rate.per_second is not None:
             windows.append(Window(rate.per_second, 1.0 * scale))

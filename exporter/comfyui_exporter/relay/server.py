@@ -126,8 +126,7 @@ class Relay:
         bind_host = host if host is not None else self.config.listen_host
         site = web.TCPSite(self._runner, bind_host, self.config.listen_port if port is None else port)
         await site.start()
-        server = site._server
-        sockname = server.sockets[0].getsockname() if server and server.sockets else (bind_host, 0)
+        sockname = self._runner.addresses[0] if self._runner.addresses else (bind_host, 0)
         self.ready = True
         log.info(
             "relay listening on %s:%s with targets %s",
@@ -138,6 +137,7 @@ class Relay:
         return str(sockname[0]), int(sockname[1])
 
     async def stop(self) -> None:
+        """Answer 503 to everything still queued (Alertmanager retries), then close the server."""
         self.ready = False
         for worker in list(self.workers.values()):
             await worker.close()

@@ -132,7 +132,7 @@ class FakeRobots:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
-        sock = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
+        sock = self._runner.addresses[0]
         self.base_url = f"http://127.0.0.1:{sock[1]}"
         return self.base_url
 

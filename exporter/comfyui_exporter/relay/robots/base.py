@@ -33,6 +33,8 @@ class Outcome(enum.Enum):
 
 @dataclass(frozen=True)
 class SendResult:
+    """The outcome of one request to a robot."""
+
     outcome: Outcome
     reason: str = ""  # metric label of a failure; see metrics.REASONS
     detail: str = ""  # human explanation, safe to log (scrubbed)
@@ -57,6 +59,8 @@ class Part:
 
 @dataclass(frozen=True)
 class Request:
+    """A ready-to-send request plus the size the robot's limit applies to."""
+
     url: str
     body: bytes
     measured: int  # the bytes the robot's size limit applies to
@@ -73,6 +77,8 @@ def dumps(obj: Any) -> bytes:
 
 
 class Robot(ABC):
+    """A robot client: frames and signs requests, checks sizes, reads the robot's answers."""
+
     kind: ClassVar[str]
 
     def __init__(self, target: TargetConfig, clock: Callable[[], float] = time.time) -> None:

@@ -1,0 +1,109 @@
+"""Plugin source: the in-ComfyUI event stream, turned into the exporter's events.
+
+History stays the single place where outcomes are counted (so nothing is counted twice): a
+finish, a sequence gap or a boot-id change from the plugin only *triggers* an immediate history
+catch-up. What history cannot tell — validation rejections, exact start times, progress of every
+prompt, node timings, VRAM guard trips — becomes events here.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import requests
+
+from ..config import InstanceConfig
+from ..events import (
+    Event,
+    NodeExecuted,
+    PluginState,
+    ProgressSeen,
+    PromptRejected,
+    PromptStarted,
+    VramGuardTripped,
+)
+from ..parsers import clean_text
+from . import plugin_stream as ps
+
+log = logging.getLogger(__name__)
+
+
+class PluginSource:
+    def __init__(
+        self,
+        instance: InstanceConfig,
+        emit: Callable[[Event], None],
+        on_change: Callable[[], None],
+        on_restart: Callable[[], None],
+        clock: Callable[[], float],
+        token: str | None = None,
+    ) -> None:
+        session = requests.Session()
+        session.headers.update(instance.headers)
+        tls = instance.tls
+        if tls.insecure_skip_verify:
+            session.verify = False
+        elif tls.ca_file:
+            session.verify = tls.ca_file
+        if tls.cert_file:
+            session.cert = (tls.cert_file, tls.key_file) if tls.key_file else tls.cert_file
+        self.client = ps.PluginStreamClient(instance.url, token=token, session=session)
+        self._name = instance.name
+        self._emit = emit
+        self._on_change = on_change
+        self._on_restart = on_restart
+        self._clock = clock
+
+    def run(self, stop: threading.Event) -> None:
+        self.client.run(stop, self.handle)
+
+    def handle(self, record: ps.Record) -> None:
+        """Map one plugin record; also what the tests call directly."""
+        at = self._clock()
+        match record:
+            case ps.PluginConnection(connected=connected, detail=detail):
+                log.info("ComfyUI plugin on %s: %s", self._name, detail)
+                self._emit(PluginState(at=at, connected=connected))
+            case ps.PromptStarted(prompt_id=prompt_id, ts=ts):
+                self._emit(PromptStarted(at=at, prompt_id=prompt_id, started_at=ts))
+            case ps.PromptFinished():
+                self._on_change()
+            case ps.Progress(prompt_id=prompt_id):
+                self._emit(ProgressSeen(at=at, prompt_id=prompt_id))
+            case ps.NodeFinished(node_type=node_type, seconds=seconds):
+                self._emit(NodeExecuted(at=at, node_type=node_type, seconds=seconds))
+            case ps.PromptRejected():
+                node = next((e for e in record.node_errors if e.reason == record.reason), None)
+                self._emit(
+                    PromptRejected(
+                        at=at,
+                        prompt_id=record.prompt_id,
+                        reason=record.reason,
+                        node_id=node.node_id if node else None,
+                        node_type=record.node_type,
+                        input_name=record.input_name,
+                        message=clean_text(record.message),
+                    )
+                )
+            case ps.VramGuardTrip():
+                self._emit(
+                    VramGuardTripped(
+                        at=at,
+                        prompt_id=record.prompt_id,
+                        node_id=record.node_id,
+                        action=record.action,
+                        outcome=record.outcome,
+                        free_bytes=record.free_bytes,
+                        required_bytes=record.required_bytes,
+                        message=clean_text(record.message or ""),
+                    )
+                )
+            case ps.StreamReset():
+                self._on_restart()
+                self._on_change()
+            case ps.StreamGap():
+                self._on_change()
+            case _:
+                pass
