@@ -202,7 +202,7 @@ def test_deploy_example_is_valid_and_keeps_secrets_in_files(tmp_path: Path) -> N
     assert files and all(f.startswith("/run/secrets/") for f in [*files, data["auth_token_file"]])
     text = _fake_secrets(tmp_path / "run", text).replace("/var/lib/comfyui-alert-relay", str(tmp_path))
     cfg = parse_config(yaml.safe_load(text), {}, tmp_path)
-    assert sorted(cfg.targets) == ["ops-dingtalk", "ops-feishu", "ops-wecom"]
+    assert sorted(cfg.targets) == ["dingtalk", "feishu", "wecom"]  # the paths alertmanager.yml posts to
     assert cfg.delivery.deadline_seconds < 10  # below Alertmanager 0.25's webhook timeout
 
 
