@@ -35,7 +35,7 @@ class Profile:
 
 
 FULL = Profile(seconds=180.0, rate=20.0, ws_drops=3)
-SMOKE = Profile(seconds=6.0, rate=20.0, ws_drops=1)
+SMOKE = Profile(seconds=5.0, rate=20.0, ws_drops=1)
 
 
 def run(smoke: bool = False, log: Callable[[str], None] = print) -> SectionResult:
@@ -77,8 +77,11 @@ def run(smoke: bool = False, log: Callable[[str], None] = print) -> SectionResul
             out["interrupted"] = metric_sum(text, "comfyui_prompts_interrupted_total")
             for et in ERROR_TYPES:
                 out[et] = metric_sum(text, "comfyui_prompt_failures_total", error_type=et)
-            for name in ("comfyui_restarts_total", "comfyui_exporter_history_gaps_total",
-                         "comfyui_exporter_websocket_reconnects_total"):
+            for name in (
+                "comfyui_restarts_total",
+                "comfyui_exporter_history_gaps_total",
+                "comfyui_exporter_websocket_reconnects_total",
+            ):
                 out[name] = metric_sum(text, name)
             return out
 
@@ -96,27 +99,34 @@ def run(smoke: bool = False, log: Callable[[str], None] = print) -> SectionResul
         sim.stop()
 
     table = Table(
-        f"{prof.rate:g} prompts/s for {prof.seconds:.0f} s ({', '.join(events)}): simulator ledger vs exporter",
+        f"{prof.rate:g} prompts/s for {prof.seconds:.0f} s ({', '.join(events)}): "
+        "simulator ledger vs exporter",
         ["outcome", "true (ledger)", "counted (/metrics)", "missing", "counted = true"],
     )
     all_equal = True
     for key in ("finished", "interrupted", *ERROR_TYPES):
         true, cnt = expected[key], got[key]
         all_equal &= cnt == true
-        table.rows.append([key, f"{true:,}", f"{cnt:,.0f}", f"{true - cnt:,.0f}", "yes" if cnt == true else "**no**"])
+        table.rows.append(
+            [key, f"{true:,}", f"{cnt:,.0f}", f"{true - cnt:,.0f}", "yes" if cnt == true else "**no**"]
+        )
         result.numbers[f"true_{key}"] = float(true)
         result.numbers[f"counted_{key}"] = cnt
     result.tables.append(table)
     ft = Table("Faults as the exporter saw them", ["metric", "value"])
-    for name in ("comfyui_restarts_total", "comfyui_exporter_websocket_reconnects_total",
-                 "comfyui_exporter_history_gaps_total"):
+    for name in (
+        "comfyui_restarts_total",
+        "comfyui_exporter_websocket_reconnects_total",
+        "comfyui_exporter_history_gaps_total",
+    ):
         ft.rows.append([f"`{name}`", f"{got[name]:.0f}"])
         result.numbers[name] = got[name]
     result.tables.append(ft)
     failures_true = sum(expected[e] for e in ERROR_TYPES)
     result.notes.append(
-        f"{truth['finished']:,} prompts reached history ({failures_true:,} failures); run took {duration:.0f} s "
-        "including the drain. Prompts submitted while the simulated ComfyUI was down were rejected and "
+        f"{truth['finished']:,} prompts reached history ({failures_true:,} failures); run took "
+        f"{duration:.0f} s including the drain. Prompts submitted while the simulated ComfyUI was "
+        "down were rejected and "
         "never existed, like for real clients."
     )
     result.targets.append(

@@ -154,9 +154,9 @@ def ws_ingest(frames: list[str]) -> float:
 
 
 def run(smoke: bool = False, log: Callable[[str], None] = print) -> SectionResult:
-    n_items = 3_000 if smoke else 30_000
-    rounds = 2 if smoke else 5
-    n_frames = 20_000 if smoke else 200_000
+    n_items = 1_500 if smoke else 30_000
+    rounds = 1 if smoke else 5
+    n_frames = 10_000 if smoke else 200_000
     result = SectionResult("ingest", "5. Ingestion throughput (one core)")
     log(f"  [ingest] building {n_items:,} recorded-shape history entries")
     items = make_items(n_items)

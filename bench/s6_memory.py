@@ -26,7 +26,7 @@ from .common import REPO, SectionResult, Table, Target, child_env, ensure_paths,
 ensure_paths()
 
 CHECKPOINTS_FULL = (0, 10_000, 20_000, 30_000, 50_000, 75_000, 100_000)
-CHECKPOINTS_SMOKE = (0, 2_000, 5_000, 10_000)
+CHECKPOINTS_SMOKE = (0, 1_000, 3_000)
 RATE = 100.0  # prompts/s in the real run
 
 
@@ -209,7 +209,7 @@ def run(smoke: bool = False, log: Callable[[str], None] = print) -> SectionResul
         rss_start=base, rss_end=last["rss"], rss_growth_second_half=growth, prompts=last["prompts"]
     )
 
-    total = 300 if smoke else 6_000
+    total = 200 if smoke else 6_000
     log(f"  [memory] real exporter process: {total:,} prompts")
     samples, info = _real_run(total, log)
     rt = Table(

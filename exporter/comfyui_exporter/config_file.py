@@ -78,7 +78,7 @@ class FileConfig:
 
 def find_config_path(argv: Sequence[str], environ: Mapping[str, str]) -> str | None:
     """``--config PATH`` (or ``--config=PATH``) from argv, else ``COMFYUI_EXPORTER_CONFIG``."""
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("--config")
     known, _ = pre.parse_known_args(list(argv))
     return known.config or environ.get(ENV_CONFIG) or None

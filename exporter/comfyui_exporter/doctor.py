@@ -146,7 +146,7 @@ def check_instance(instance: InstanceConfig, config: ExporterConfig) -> Instance
         rows.append(_websocket(instance, min(timeout, 5.0)))
         rows.append(_history(session, name, url, timeout))
         rows.extend(_jobs(session, name, url, timeout))
-        rows.append(_plugin(session, name, url, timeout))
+        rows.append(_plugin(session, name, url, config))
         return InstanceReport(rows, stats)
     finally:
         session.close()
@@ -312,10 +312,18 @@ def _jobs(session: requests.Session, name: str, url: str, timeout: float) -> lis
     return [Check("jobs-api", name, WARN, f"/api/jobs answered {status}", "check proxy rules for /api/jobs")]
 
 
-def _plugin(session: requests.Session, name: str, url: str, timeout: float) -> Check:
-    response = _get(session, url + PLUGIN_PATH, timeout, after=0, wait=0)
-    if isinstance(response, str):
-        return Check("plugin", name, WARN, f"probe failed: {response}")
+def _plugin(session: requests.Session, name: str, url: str, config: ExporterConfig) -> Check:
+    """GET the plugin's event route: 200 present, 404 absent (both fine), 401 a token question."""
+    if not getattr(config, "plugin_enabled", True):
+        return Check("plugin", name, SKIP, "plugin stream off (--plugin off)")
+    token = getattr(config, "plugin_token", None)
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    try:
+        response = session.get(
+            url + PLUGIN_PATH, params={"after": 0, "wait": 0}, headers=headers, timeout=config.request_timeout
+        )
+    except requests.RequestException as exc:
+        return Check("plugin", name, WARN, f"probe failed: {type(exc).__name__}: {str(exc)[:120]}")
     if response.status_code == 200:
         return Check("plugin", name, INFO, "installed: validation errors and deleted prompts are visible too")
     if response.status_code == 404:
@@ -325,8 +333,22 @@ def _plugin(session: requests.Session, name: str, url: str, timeout: float) -> C
             INFO,
             "not installed (optional; `comfyui-exporter install-plugin`, docs/plugin.md)",
         )
+    if response.status_code == 401 and token:
+        return Check(
+            "plugin",
+            name,
+            WARN,
+            "installed, but it refuses the token given",
+            "--plugin-token-file (or COMFYUI_EXPORTER_PLUGIN_TOKEN) must hold the plugin's token",
+        )
     if response.status_code == 401:
-        return Check("plugin", name, INFO, "installed, and it wants its token")
+        return Check(
+            "plugin",
+            name,
+            WARN,
+            "installed, and it wants a token the exporter does not have",
+            "give the plugin's token with --plugin-token-file (or COMFYUI_EXPORTER_PLUGIN_TOKEN)",
+        )
     return Check("plugin", name, WARN, f"plugin route answered HTTP {response.status_code}")
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .config import ConfigError, ExporterConfig, InstanceConfig
+from .config import ConfigError, ExporterConfig
 
 if TYPE_CHECKING:
     from .app import Exporter
@@ -39,15 +39,8 @@ IN_PLACE = (
     "history_baseline_items",
     "failures_enabled",
 )
-# Fixed when the process starts.
-NEEDS_RESTART = (
-    "listen_host",
-    "listen_port",
-    "web_config_file",
-    "gpu_enabled",
-    "gpu_expected_count",
-    "failures_require_auth",
-)
+# Everything else (listen address, web config path, GPU collector, plugin settings, …) is fixed
+# when the process starts: a change is reported as needing a restart.
 
 
 @dataclass(frozen=True)
@@ -106,7 +99,7 @@ def plan_reload(current: ExporterConfig, new: ExporterConfig) -> ReloadPlan:
         url_changed=tuple(sorted(url_changed)),
         reconnect=tuple(sorted(reconnect)),
         settings=tuple(f for f in changed if f in IN_PLACE),
-        needs_restart=tuple(f for f in changed if f in NEEDS_RESTART),
+        needs_restart=tuple(f for f in changed if f not in IN_PLACE and f != "instances"),
     )
 
 
@@ -126,29 +119,36 @@ def apply_reload(exporter: Exporter, plan: ReloadPlan) -> None:
     from .watcher import InstanceWatcher
 
     new = plan.config
+    settings = {f: getattr(new, f) for f in IN_PLACE if hasattr(new, f)}
+    # What now runs: the new instances and in-place settings; restart-only fields stay as started.
+    effective = dataclasses.replace(exporter.config, instances=new.instances, **settings)
     by_name = {w.name: w for w in exporter.watchers}
-    drop = set(plan.removed) | set(plan.url_changed) | set(plan.reconnect)
-    for name in drop:
-        by_name[name].stop(timeout=1.5)
+    adopt = set()
+    for name in (*plan.removed, *plan.url_changed, *plan.reconnect):
+        old = by_name[name]
+        # A poll still in flight would feed the old tracker after its state moved on: wait for it.
+        old.stop(timeout=effective.request_timeout + 1.0 if name in plan.reconnect else 1.5)
+        if name in plan.reconnect:
+            if any(t.is_alive() for t in getattr(old, "_threads", [])):
+                log.warning("reload: %s did not stop in time; it starts afresh (counters reset)", name)
+            else:
+                adopt.add(name)
     watchers: list[InstanceWatcher] = []
     for instance in new.instances:
         old = by_name.get(instance.name)
-        if old is not None and instance.name not in drop:
-            _update_in_place(old, new)
+        if old is not None and instance.name not in (*plan.url_changed, *plan.reconnect):
+            _update_in_place(old, effective)
             watchers.append(old)
             continue
-        watcher = InstanceWatcher(instance, new)
-        if old is not None and instance.name in plan.reconnect:
-            _adopt_state(watcher, old, instance)
+        watcher = InstanceWatcher(instance, effective)
+        if old is not None and instance.name in adopt:
+            _adopt_state(watcher, old)
         watcher.start()
         watchers.append(watcher)
     exporter.watchers = watchers  # one assignment: a scrape sees the old list or the new one
-    settings = {
-        f.name: getattr(new, f.name) for f in dataclasses.fields(ExporterConfig) if f.name in IN_PLACE
-    }
-    exporter.config = dataclasses.replace(exporter.config, instances=new.instances, **settings)
+    exporter.config = effective
     if exporter.server is not None and "failures_enabled" in plan.settings:
-        exporter.server.failures = exporter.failures if new.failures_enabled else None
+        exporter.server.failures = exporter.failures if effective.failures_enabled else None
     if plan.needs_restart:
         log.warning("reload: %s changed; that takes a restart", ", ".join(plan.needs_restart))
 
@@ -162,13 +162,14 @@ def _update_in_place(watcher: InstanceWatcher, config: ExporterConfig) -> None:
     watcher._changed.set()  # wake the loop so a shorter interval applies now, not after the old one
 
 
-def _adopt_state(watcher: InstanceWatcher, old: InstanceWatcher, instance: InstanceConfig) -> None:
-    """Carry counters, /failures and the history tracker over to the rebuilt watcher: no new baseline."""
-    from .sources.history import HistorySource
+def _adopt_state(watcher: InstanceWatcher, old: InstanceWatcher) -> None:
+    """Carry counters, /failures and the history tracker over to the rebuilt watcher: no new baseline.
 
+    The tracker's *contents* are copied into the new watcher's tracker object, because its sources
+    (history, websocket, plugin) already hold references to that object.
+    """
     watcher.instance = old.instance
-    watcher.tracker = old.tracker
-    watcher.history = HistorySource(watcher.client, old.tracker, watcher._emit, watcher._clock)
+    vars(watcher.tracker).update(vars(old.tracker))
     watcher.tracker.connection_lost()  # prove on the next poll that nothing was missed meanwhile
 
 
@@ -194,7 +195,10 @@ def run_until_stopped(
             signum = received.pop(0)
             if signum == signal.SIGHUP:
                 log.info("received SIGHUP, reloading the configuration")
-                reload()
+                try:
+                    reload()
+                except Exception:  # a bug in a reload must not take the running exporter down
+                    log.exception("reload failed; the exporter keeps running as it was")
             else:
                 log.info("received %s, shutting down", signal.Signals(signum).name)
                 exporter.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -248,3 +249,62 @@ def test_subcommand_from_the_command_line() -> None:
         timeout=60,
     )
     assert bad.returncode == 2 and "--poll-interval: must be positive" in bad.stderr
+
+
+class _ProxiedComfy(BaseHTTPRequestHandler):
+    """A ComfyUI behind a proxy that drops websocket upgrades, with the plugin wanting token "t0k"."""
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        bodies = {
+            "/system_stats": {
+                "system": {"comfyui_version": "0.8.0"},
+                "devices": [{"name": "cpu", "type": "cpu"}],
+            },
+            "/history": {},
+            "/api/jobs": {"jobs": []},
+        }
+        if path == "/comfyui-exporter/v1/events":
+            ok = self.headers.get("Authorization") == "Bearer t0k"
+            status, body = (200, {"events": []}) if ok else (401, {"error": "unauthorized"})
+        elif path in bodies:
+            status, body = 200, bodies[path]
+        else:
+            status, body = 404, {}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+def test_proxy_without_websocket_and_plugin_token(tmp_path: Path, capsys) -> None:
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _ProxiedComfy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    url = f"p=http://127.0.0.1:{proxy.server_port}"
+    listen = ("--listen", f"127.0.0.1:{free_port()}", "--no-gpu")
+    try:
+        rc, out = run(capsys, "--comfyui-url", url, *listen)
+        table = rows(out)
+        assert rc == 0, out  # degraded, not broken: outcomes still come from /history
+        assert table[("websocket", "p")][0] == "WARN" and "cannot connect" in table[("websocket", "p")][1]
+        assert "proxy_set_header Upgrade" in out
+        assert table[("plugin", "p")] == (
+            "WARN",
+            "installed, and it wants a token the exporter does not have",
+        )
+        (tmp_path / "token").write_text("wrong\n")
+        _, out = run(capsys, "--comfyui-url", url, "--plugin-token-file", str(tmp_path / "token"), *listen)
+        assert rows(out)[("plugin", "p")] == ("WARN", "installed, but it refuses the token given")
+        (tmp_path / "token").write_text("t0k\n")
+        _, out = run(capsys, "--comfyui-url", url, "--plugin-token-file", str(tmp_path / "token"), *listen)
+        assert rows(out)[("plugin", "p")][0] == "INFO" and "installed" in rows(out)[("plugin", "p")][1]
+        _, out = run(capsys, "--comfyui-url", url, "--plugin", "off", *listen)
+        assert rows(out)[("plugin", "p")][0] == "SKIP"
+    finally:
+        proxy.shutdown()
+        proxy.server_close()

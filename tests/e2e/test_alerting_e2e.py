@@ -1,10 +1,12 @@
-"""End to end on the real binaries: simulator -> exporter -> Prometheus -> Alertmanager -> sinks.
+"""End to end on the real binaries: simulator -> exporter -> Prometheus -> Alertmanager -> receivers.
 
 Everything runs on 127.0.0.1 in temporary directories: ten simulated ComfyUI instances (one per
 scenario, so every scenario starts its own alert groups), one exporter watching all of them,
 Prometheus and Alertmanager started from the *shipped* configs (tests/support/binaries.py rewrites
-only intervals, addresses, secret-file paths and a few time knobs), a Slack/webhook HTTP sink
-standing in for Slack and the alert relay, and an aiosmtpd SMTP sink.
+only intervals, addresses, secret-file paths and a few time knobs), the real alert relay
+(``comfyui-alert-relay``: it receives Alertmanager's webhooks with the bearer token and journals
+every notification; Prometheus scrapes it), an HTTP sink standing in for Slack, and an aiosmtpd SMTP
+sink.
 
 Fast profile used here: scrape and evaluation 1 s, exporter poll 1 s, group_wait 1 s,
 group_interval 2 s. Time knobs are shortened so that "down for 1 m", "stuck for 30 m" and "a
@@ -24,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -73,14 +76,49 @@ REPORT = Path(
 
 
 @dataclass
+class Process:
+    process: subprocess.Popen[bytes]
+    address: str
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    def log(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+@dataclass
+class Relay(Process):
+    journal_path: Path = Path()
+
+    def records(self) -> list[dict[str, Any]]:
+        """The relay's journal (JSON lines, one record per notification or event)."""
+        if not self.journal_path.exists():
+            return []
+        lines = self.journal_path.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+@dataclass
 class Stack:
     sims: dict[str, Any]
-    exporter_address: str
+    exporter: Process
+    relay: Relay
     prometheus: Prometheus
     alertmanager: Alertmanager
     http: HTTPSink
     smtp: SMTPSink
-    workdir: Path
     notes: dict[str, Any] = field(default_factory=dict)
 
     # ---- what arrived
@@ -100,38 +138,82 @@ class Stack:
         return [m.subject for m in self.smtp.messages() if m.subject.split()[3:4] == [comfyui]]
 
     def journal(self, comfyui: str) -> list[dict[str, Any]]:
-        return [
-            r.json for r in self.http.requests("/journal") if r.json["groupLabels"].get("comfyui") == comfyui
-        ]
+        """Alertmanager payloads the relay journaled from the catch-all /journal route."""
+        payloads = [r["payload"] for r in self.relay.records() if r.get("event") == "journal_only"]
+        return [p for p in payloads if p["groupLabels"].get("comfyui") == comfyui]
+
+    def wait_journal(self, comfyui: str, statuses: list[str], timeout: float = 15) -> list[dict[str, Any]]:
+        """The journal is its own route and receiver: it may land a moment after Slack."""
+        wait_until(
+            lambda: [p["status"] for p in self.journal(comfyui)] == statuses,
+            timeout,
+            what=f"the relay journal to hold {statuses} for {comfyui}",
+        )
+        return self.journal(comfyui)
 
     def am_alerts(self, comfyui: str) -> list[dict[str, Any]]:
         return [a for a in self.alertmanager.alerts() if a["labels"].get("comfyui") == comfyui]
 
 
-def _start_exporter(sims: dict[str, Any], workdir: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+def _env() -> dict[str, str]:
+    path = os.pathsep.join(filter(None, [str(REPO / "exporter"), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def _spawn(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=_env(),
+        )
+
+
+def _wait_ready(proc: Process, what: str) -> None:
+    def ready() -> bool:
+        if proc.process.poll() is not None:
+            raise AssertionError(f"{what} exited with {proc.process.returncode}:\n{proc.log()}")
+        with urllib.request.urlopen(f"{proc.url}/-/ready", timeout=2) as response:
+            return response.status == 200
+
+    wait_until(ready, 30, what=f"{what} to be ready")
+
+
+def _start_exporter(sims: dict[str, Any], workdir: Path) -> Process:
     port = free_port()
-    args = [
-        sys.executable,
-        "-m",
-        "comfyui_exporter.cli",
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--poll-interval",
-        "1",
-    ]
+    args = ["comfyui_exporter.cli", "--listen", f"127.0.0.1:{port}", "--poll-interval", "1", "--no-gpu"]
     for name, sim in sims.items():
         args += ["--comfyui-url", f"{name}={sim.url}"]
-    args.append("--no-gpu")
-    log_path = workdir / "exporter.log"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "exporter"), os.environ.get("PYTHONPATH")])),
+    exporter = Process(_spawn(args, workdir / "exporter.log"), f"127.0.0.1:{port}", workdir / "exporter.log")
+    _wait_ready(exporter, "the exporter")
+    return exporter
+
+
+def _start_relay(workdir: Path, exporter: Process, robot_url: str) -> Relay:
+    """The real relay with a minimal config: the bearer token Alertmanager sends, a journal, and one
+    DingTalk target (the relay requires one; no alert is routed to it here)."""
+    import yaml
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "relay_token").write_text(RELAY_TOKEN)
+    (workdir / "dingtalk_url").write_text(robot_url)
+    port = free_port()
+    config = {
+        "listen": f"127.0.0.1:{port}",
+        "auth_token_file": str(workdir / "relay_token"),
+        "journal": {"path": str(workdir / "journal.jsonl")},
+        "exporter_failures_url": f"{exporter.url}/failures",
+        "targets": {"dingtalk": {"type": "dingtalk", "url_file": str(workdir / "dingtalk_url")}},
     }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
-        )
-    return process, f"127.0.0.1:{port}", log_path
+    (workdir / "relay.yml").write_text(yaml.safe_dump(config))
+    process = _spawn(
+        ["comfyui_exporter.relay", "--config", str(workdir / "relay.yml")], workdir / "relay.log"
+    )
+    relay = Relay(process, f"127.0.0.1:{port}", workdir / "relay.log", workdir / "journal.jsonl")
+    _wait_ready(relay, "the alert relay")
+    return relay
 
 
 @pytest.fixture(scope="module")
@@ -139,51 +221,52 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     require_binary("prometheus")
     require_binary("alertmanager")
     require_module("aiosmtpd")
-    require_module("aiohttp")  # the simulator
+    require_module("aiohttp")  # the simulator and the relay
+    require_module("jinja2")  # the relay
     from comfyui_exporter.sim.testing import SimHandle
 
     workdir = tmp_path_factory.mktemp("e2e")
     sims = {name: SimHandle(free_port(), {}) for name in SIMS}
-    exporter = None
+    processes: list[Process] = []
     try:
         with ThreadPoolExecutor(max_workers=len(sims)) as pool:
             list(pool.map(lambda s: s.start(), sims.values()))
-        exporter, exporter_address, exporter_log = _start_exporter(sims, workdir)
+        exporter = _start_exporter(sims, workdir)
+        processes.append(exporter)
         with HTTPSink() as http, SMTPSink(username=SMTP_USER, password=SMTP_PASSWORD) as smtp:
+            relay = _start_relay(workdir / "relay", exporter, f"{http.url}/robot/dingtalk?access_token=e2e")
+            processes.append(relay)
             am_config = prepare_alertmanager_config(
                 workdir / "alertmanager",
                 slack_url=f"{http.url}/slack",
                 smtp_address=smtp.address,
                 smtp_password=SMTP_PASSWORD,
-                relay_url=http.url,  # the relay's /alerts/<target> and /journal
+                relay_url=relay.url,  # /alerts/<target> and /journal
                 relay_token=RELAY_TOKEN,
                 **AM_TIMING,
             )
             with start_alertmanager(am_config, workdir / "alertmanager") as am:
                 prom_config = prepare_prometheus_config(
                     workdir / "prometheus",
-                    targets={"comfyui-exporter": [exporter_address], "comfyui-alert-relay": [http.address]},
+                    targets={"comfyui-exporter": [exporter.address], "comfyui-alert-relay": [relay.address]},
                     alertmanagers=[am.address],
                     knobs=KNOBS,
                     **FAST,
                 )
                 with start_prometheus(prom_config, workdir / "prometheus") as prom:
-                    stack = Stack(sims, exporter_address, prom, am, http, smtp, workdir)
+                    stack = Stack(sims, exporter, relay, prom, am, http, smtp)
                     try:
                         _wait_until_watching(stack)
                     except TimeoutError as exc:
-                        log = exporter_log.read_text(errors="replace")[-3000:]
                         raise AssertionError(
-                            f"{exc}\nexporter log:\n{log}\nprometheus:\n{prom.log_tail()}"
+                            f"{exc}\nexporter log:\n{exporter.log()}\nprometheus:\n{prom.log_tail()}"
                         ) from exc
                     yield stack
+                    rejected = [r for r in relay.records() if r.get("event") == "rejected"]
+                    assert rejected == [], f"the relay rejected Alertmanager's requests: {rejected}"
     finally:
-        if exporter is not None:
-            exporter.terminate()
-            try:
-                exporter.wait(10)
-            except subprocess.TimeoutExpired:
-                exporter.kill()
+        for process in processes:
+            process.stop()
         with ThreadPoolExecutor(max_workers=len(sims)) as pool:
             list(pool.map(lambda s: s.stop(), sims.values()))
 
@@ -194,6 +277,7 @@ def _wait_until_watching(stack: Stack) -> None:
     prom = stack.prometheus
     prom.wait_for_alertmanager(timeout=20)
     prom.wait_for_scrapes("comfyui-exporter", samples=2, timeout=40)
+    prom.wait_for_scrapes("comfyui-alert-relay", samples=1, timeout=20)
     expr = 'count(count_over_time(comfyui_prompt_failures_total{error_type="oom"}[1m]) >= 2)'
     wait_until(
         lambda: prom.query_value(expr) == len(SIMS), 30, what="two samples of every instance's counters"
@@ -215,7 +299,7 @@ def test_oom_reaches_slack_email_and_journal(stack: Stack) -> None:
     title = _title("firing", "critical", "ComfyUIOutOfMemory", "oom", "oom")
     slack = stack.wait_slack(title)
     stack.notes["oom_firing_at"] = slack.received_at
-    exporter = stack.exporter_address
+    exporter = stack.exporter.address
     text = slack.json["attachments"][0]["text"]
     silence = (
         f"{stack.alertmanager.url}/#/silences/new?filter=%7Balertname%3D%22ComfyUIOutOfMemory%22"
@@ -250,11 +334,9 @@ def test_oom_reaches_slack_email_and_journal(stack: Stack) -> None:
     ):
         assert part in body, f"{part!r} not in the e-mail:\n{body}"
 
-    journal = stack.http.wait_for(
-        lambda r: r.path == "/journal" and r.json["groupLabels"].get("comfyui") == "oom", 15, "journal"
-    )
-    assert journal.headers["authorization"] == f"Bearer {RELAY_TOKEN}"
-    (alert,) = journal.json["alerts"]
+    # The relay accepted Alertmanager's webhook (it checks the bearer token) and journaled it.
+    (journal,) = stack.wait_journal("oom", ["firing"])
+    (alert,) = journal["alerts"]
     assert alert["labels"] == {
         "alertname": "ComfyUIOutOfMemory",
         "comfyui": "oom",
@@ -335,8 +417,8 @@ def test_burst_of_failures_is_one_notification(stack: Stack) -> None:
     wait_until(lambda: stack.prometheus.query_value(expr) == 50, 20, what="Prometheus to see all 50 failures")
     time.sleep(5)  # two more group intervals: a per-failure notification would show up by now
     assert stack.slack("burst") == [title], stack.slack("burst")
-    firing = [j for j in stack.journal("burst") if j["status"] == "firing"]
-    assert len(firing) == 1 and len(firing[0]["alerts"]) == 1, firing
+    (firing,) = stack.wait_journal("burst", ["firing"])
+    assert len(firing["alerts"]) == 1, firing
     assert stack.mails("burst") == []  # a warning is chat only
 
 
@@ -358,10 +440,7 @@ def test_stuck_prompt_fires_and_resolves_but_progressing_prompt_does_not(stack: 
     resolved = stack.wait_slack(_title("resolved", "warning", "ComfyUIPromptStuck", "stuck"), timeout=30)
     assert resolved.json["attachments"][0]["color"] == "good"
     assert "[RESOLVED]" in resolved.json["attachments"][0]["text"]
-    # the journal is its own route and receiver: it may land a moment after Slack
-    wait_until(
-        lambda: [j["status"] for j in stack.journal("stuck")] == ["firing", "resolved"], 10, what="journal"
-    )
+    stack.wait_journal("stuck", ["firing", "resolved"])
 
     prom = stack.prometheus
     longest = prom.query_value('max_over_time(comfyui_running_prompt_age_seconds{comfyui="oom"}[1m])')
@@ -377,9 +456,7 @@ def test_critical_failures_send_resolved_mail(stack: Stack) -> None:
     stack.wait_slack(resolved, timeout=40)
     mail = stack.smtp.wait_for(lambda m: m.subject == resolved, 15, "resolved e-mail")
     assert "Resolved:" in mail.part("text/plain")
-    wait_until(
-        lambda: [j["status"] for j in stack.journal("oom")] == ["firing", "resolved"], 10, what="journal"
-    )
+    stack.wait_journal("oom", ["firing", "resolved"])
 
 
 def test_comfyui_killed_only_comfyui_down_arrives(stack: Stack) -> None:

@@ -273,6 +273,7 @@ def test_delivery_to_slack_email_and_relay(live: tuple[Alertmanager, HTTPSink, S
     assert slack["channel"] == "#comfyui-alerts"
     assert attachment["title"] == "[FIRING:1] CRITICAL ComfyUICudaError gpu-7 cuda_error"
     assert attachment["color"] == "danger"
+    assert attachment["title_link"] == "http://grafana.test/d/x?var-comfyui=gpu-7"
     text = attachment["text"]
     for part in (
         "*Severity:* `critical`",

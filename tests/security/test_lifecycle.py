@@ -52,6 +52,8 @@ def test_plan_reload_diff() -> None:
     assert "added d" in plan.describe() and "NOT applied until a restart: listen_port" in plan.describe()
     assert not plan_reload(old, old).changes_anything
     assert plan_reload(old, old).describe() == "nothing changed"
+    # Any other changed field is fixed at start: reported, not silently ignored.
+    assert plan_reload(old, dataclasses.replace(old, gpu_enabled=True)).needs_restart == ("gpu_enabled",)
     header = dataclasses.replace(old, instances=(dataclasses.replace(old.instances[0], headers={"X": "1"}),))
     assert plan_reload(old, header).reconnect == ("a",)
     assert plan_reload(old, header).removed == ("b", "c")
@@ -80,6 +82,7 @@ def test_apply_reload_keeps_state_where_the_url_is_the_same() -> None:
             assert [w.name for w in exporter.watchers] == ["a", "c"]
             new_a = exporter.watchers[0]
             assert new_a is not old_a and new_a.instance is old_a.instance
+            assert new_a.tracker is not old_a.tracker and new_a.tracker.baseline_done
             assert new_a.client._session.headers["X-Token"] == "2"
             assert exporter.config.poll_interval == 0.1
             wait_for(lambda: value(exporter, "comfyui_up", comfyui="c") == 1, 10, "c up")
