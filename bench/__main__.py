@@ -58,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             module = importlib.import_module(module_name)
             result: SectionResult = module.run(smoke=args.smoke, log=lambda m: print(m, flush=True))
-        except Exception as exc:
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # also pytest's skip/fail outcomes raised by the test helpers
             traceback.print_exc()
             result = SectionResult(
                 module_name.rsplit(".", 1)[-1], title, error=f"{type(exc).__name__}: {exc}"

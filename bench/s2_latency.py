@@ -275,7 +275,12 @@ def run(smoke: bool = False, log: Callable[[str], None] = print) -> SectionResul
             worst <= 1.0,
         )
     )
+    from tests.support.binaries import find_binary
+
+    missing = [b for b in ("prometheus", "alertmanager") if find_binary(b) is None]
     try:
+        if missing:
+            raise FileNotFoundError(f"{' and '.join(missing)} not installed")
         e2e = _e2e(prof, rng, log, smoke)
     except Exception as exc:  # binaries or relay missing: report, keep part A
         result.notes.append(f"End-to-end part did not run: {type(exc).__name__}: {exc}")

@@ -12,6 +12,8 @@ from .collector import ComfyUICollector
 from .config import ExporterConfig
 from .http_server import ExporterHTTPServer
 from .watcher import InstanceWatcher
+from .webconfig import WebConfigWatcher
+from .webserve import wrap_server
 
 log = logging.getLogger("comfyui_exporter")
 
@@ -25,6 +27,14 @@ class Exporter:
         self.registry.register(ComfyUICollector(lambda: [w.instance for w in self.watchers]))
         self.gpu = self._gpu_collector()
         self.server: ExporterHTTPServer | None = None
+        self.web = (
+            WebConfigWatcher(
+                config.web_config_file,
+                protected_paths={"/failures"} if config.failures_require_auth else None,
+            )
+            if config.web_config_file
+            else None
+        )
         self._started = False
 
     def _gpu_collector(self):  # type: ignore[no-untyped-def]
@@ -78,11 +88,16 @@ class Exporter:
             self.failures if self.config.failures_enabled else None,
             self.ready,
         )
+        if self.web is not None:
+            wrap_server(self.server, self.web)
+            self.web.start()
         self.server.serve_in_thread()
         for watcher in self.watchers:
             watcher.start()
             log.info("watching ComfyUI %s at %s", watcher.name, watcher.instance_config.url)
-        log.info("serving metrics on http://%s:%s/metrics", self.config.listen_host, self.server.server_port)
+        scheme = "https" if self.web is not None and self.web.tls_enabled else "http"
+        host, port = self.config.listen_host, self.server.server_port
+        log.info("serving metrics on %s://%s:%s/metrics", scheme, host, port)
         self._started = True
 
     def stop(self) -> None:
@@ -91,6 +106,8 @@ class Exporter:
             watcher.stop(timeout=1.5)
         if self.gpu is not None and hasattr(self.gpu, "close"):
             self.gpu.close()
+        if self.web is not None:
+            self.web.stop()
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()

@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
+from . import __version__, config_file
 from .config import ConfigError, ExporterConfig, TLSOptions, build_instances, parse_listen
 from .logging_setup import setup_logging
 
@@ -89,8 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     a("--max-response-bytes", type=int, default=256 * 1024 * 1024, help="largest response read from ComfyUI")
     a("--no-gpu", action="store_true", help="do not read GPUs through NVML")
     a("--gpu-expected-count", type=int, help="GPUs this host must have (for the GPUMissing alert)")
-    a("--plugin", choices=["auto", "off"], default="auto",
-      help="read the optional ComfyUI plugin's event stream when it is installed (default %(default)s)")
+    a(
+        "--plugin",
+        choices=["auto", "off"],
+        default="auto",
+        help="read the optional ComfyUI plugin's event stream when it is installed (default %(default)s)",
+    )
     a("--plugin-token-file", help="file with the plugin's token (or env COMFYUI_EXPORTER_PLUGIN_TOKEN)")
     a("--web.config.file", dest="web_config_file", help="exporter-toolkit web config (TLS, basic auth)")
     a(
@@ -99,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="turn the /failures endpoint off",
     )
+    a(
+        "--web.failures-require-auth",
+        dest="web_failures_require_auth",
+        action="store_true",
+        help="/failures needs a basic_auth_users login from --web.config.file; /metrics stays open",
+    )
+    a("--config", metavar="FILE", help="YAML config file; flags and COMFYUI_EXPORTER_* win over it")
     a("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     a("--log-format", default="text", choices=["text", "json"])
     a("--version", action="version", version=f"comfyui-exporter {__version__}")
@@ -135,6 +144,7 @@ def parse_config(
 ) -> tuple[ExporterConfig, argparse.Namespace]:
     parser = build_parser()
     environ = dict(os.environ if environ is None else environ)
+    file_config = config_file.prepare(parser, argv, environ)
     args = parser.parse_args([*_apply_env(parser, argv, environ), *argv])
     for flag, value in (
         ("--poll-interval", args.poll_interval),
@@ -162,6 +172,11 @@ def parse_config(
         args.comfyui_client_key,
         args.comfyui_insecure_skip_verify,
     )
+    if args.web_failures_require_auth and not args.web_config_file:
+        raise ConfigError("--web.failures-require-auth: needs --web.config.file with basic_auth_users")
+    instances = config_file.instances_for(file_config, args, tls) or build_instances(
+        args.comfyui_url, args.comfyui_header, args.comfyui_header_file, tls
+    )
     host, port = parse_listen(args.listen)
     plugin_token = environ.get("COMFYUI_EXPORTER_PLUGIN_TOKEN") or None
     if args.plugin_token_file:
@@ -170,7 +185,7 @@ def parse_config(
         except OSError as exc:
             raise ConfigError(f"--plugin-token-file: cannot read it: {exc.strerror}") from None
     config = ExporterConfig(
-        instances=build_instances(args.comfyui_url, args.comfyui_header, args.comfyui_header_file, tls),
+        instances=instances,
         listen_host=host,
         listen_port=port,
         poll_interval=args.poll_interval,
@@ -184,6 +199,7 @@ def parse_config(
         gpu_expected_count=args.gpu_expected_count,
         web_config_file=args.web_config_file,
         failures_enabled=not args.web_disable_failures,
+        failures_require_auth=args.web_failures_require_auth,
         plugin_enabled=args.plugin == "auto",
         plugin_token=plugin_token,
     )
@@ -202,23 +218,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level, args.log_format)
     from .app import Exporter  # imported late: keeps `--help` fast and free of NVML
 
-    exporter = Exporter(config)
+    try:
+        exporter = Exporter(config)
+    except ConfigError as exc:
+        print(f"comfyui-exporter: configuration error: {exc}", file=sys.stderr)
+        return 2
     try:
         exporter.start()
     except OSError as exc:
         log.error("cannot listen on %s:%s: %s", config.listen_host, config.listen_port, exc.strerror)
         return 1
-    stopped = threading.Event()
+    from .lifecycle import make_reloader, run_until_stopped
 
-    def _stop(signum: int, _frame: object) -> None:
-        log.info("received %s, shutting down", signal.Signals(signum).name)
-        stopped.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    stopped.wait()
-    exporter.stop()
-    return 0
+    return run_until_stopped(exporter, make_reloader(exporter, argv, args))
 
 
 def _install_plugin(argv: list[str]) -> int:

@@ -70,6 +70,7 @@ class ExporterConfig:
     gpu_expected_count: int | None = None
     web_config_file: str | None = None
     failures_enabled: bool = True
+    failures_require_auth: bool = False
     plugin_enabled: bool = True
     plugin_token: str | None = field(default=None, repr=False)
 

@@ -61,12 +61,17 @@ def clean_text(text: Any, limit: int = MESSAGE_LIMIT) -> str:
     return "".join(ch if ch in "\n\t" or ch.isprintable() else " " for ch in text).strip()
 
 
+def clean_id(text: Any, limit: int = 200) -> str:
+    """Identifiers and type names (prompt ids are client-chosen): one line, no control characters."""
+    return clean_text(text, limit).replace("\n", " ").replace("\t", " ")
+
+
 def parse_history(body: Any) -> list[tuple[str, dict[str, Any]]]:
     """``GET /history?max_items=N`` → ``[(prompt_id, item)]`` oldest first (ComfyUI's completion order)."""
     items = _dict(body, "history")
     out: list[tuple[str, dict[str, Any]]] = []
     for prompt_id, item in items.items():
-        out.append((prompt_id, _dict(item, f"history[{prompt_id}]")))
+        out.append((prompt_id, _dict(item, f"history[{prompt_id!r}]")))
     return out
 
 
@@ -124,9 +129,11 @@ def _failure(data: Mapping[str, Any]) -> FailureDetail:
     node_type = data.get("node_type")
     node_id = data.get("node_id")
     return FailureDetail(
-        node_id=str(node_id) if node_id is not None else None,
-        node_type=node_type if isinstance(node_type, str) and node_type else None,
-        exception_type=exception_type if isinstance(exception_type, str) and exception_type else None,
+        node_id=clean_id(node_id) if node_id is not None else None,
+        node_type=clean_id(node_type) if isinstance(node_type, str) and node_type else None,
+        exception_type=(
+            clean_id(exception_type) if isinstance(exception_type, str) and exception_type else None
+        ),
         message=clean_text(message),
         error_type=classify(
             exception_type if isinstance(exception_type, str) else None,

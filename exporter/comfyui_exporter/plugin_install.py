@@ -127,8 +127,12 @@ def main(argv: Sequence[str]) -> int:
         description="Install the optional plugin into ComfyUI/custom_nodes (see docs/plugin.md).",
     )
     parser.add_argument("comfyui_dir", type=Path, help="the ComfyUI directory (the one with main.py)")
-    parser.add_argument("--mode", choices=("copy", "link"), default="copy",
-                        help="copy the files (default) or symlink to this installation's copy")
+    parser.add_argument(
+        "--mode",
+        choices=("copy", "link"),
+        default="copy",
+        help="copy the files (default) or symlink to this installation's copy",
+    )
     args = parser.parse_args(list(argv))
     try:
         for line in install_plugin(args.comfyui_dir, args.mode):

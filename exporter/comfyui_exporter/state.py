@@ -33,6 +33,7 @@ from .events import (
     VramGuardTripped,
     WebsocketState,
 )
+from .parsers import clean_id
 from .plugin_state import PluginView
 
 EXECUTION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
@@ -118,6 +119,7 @@ class FailureRecord:
     input_name: str | None = None
 
     def as_json(self) -> dict[str, object]:
+        # Text fields were cleaned where they entered (parsers.py, sources/plugin.py): they reach chat.
         return {
             "kind": self.kind,
             "input_name": self.input_name,
@@ -248,7 +250,7 @@ class InstanceState:
             self.recent_failures.append(
                 FailureRecord(
                     comfyui=self.name,
-                    prompt_id=event.prompt_id,
+                    prompt_id=clean_id(event.prompt_id),  # client-chosen: kept raw only for matching
                     node_id=failure.node_id,
                     node_type=failure.node_type,
                     exception_type=failure.exception_type,

@@ -178,7 +178,10 @@ def _wait_ready(proc: Process, what: str) -> None:
         with urllib.request.urlopen(f"{proc.url}/-/ready", timeout=2) as response:
             return response.status == 200
 
-    wait_until(ready, 30, what=f"{what} to be ready")
+    try:
+        wait_until(ready, 30, what=f"{what} to be ready")
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{what} log:\n{proc.log()}") from exc
 
 
 def _start_exporter(sims: dict[str, Any], workdir: Path) -> Process:

@@ -14,7 +14,6 @@ from comfyui_exporter.config_file import load_config_file
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "deploy" / "comfyui-exporter.example.yml"
-WIRED = any("--config" in a.option_strings for a in cli.build_parser()._actions)
 
 
 def example_dir(tmp_path: Path) -> Path:
@@ -30,8 +29,6 @@ def example_dir(tmp_path: Path) -> Path:
 def parse(argv: list[str], environ: dict[str, str] | None = None) -> tuple[argparse.Namespace, tuple]:
     """Exactly the integration described for cli.parse_config (see the report / docs)."""
     parser = cli.build_parser()
-    if not WIRED:
-        parser.add_argument("--config")
     environ = environ or {}
     loaded = config_file.prepare(parser, argv, environ)
     args = parser.parse_args([*cli._apply_env(parser, argv, environ), *argv])
@@ -185,7 +182,6 @@ def test_listen_value_is_usable() -> None:
     assert parse_listen("127.0.0.1:9188") == ("127.0.0.1", 9188)
 
 
-@pytest.mark.skipif(not WIRED, reason="cli.parse_config does not read --config yet (lead integration step 3)")
 def test_cli_parse_config_reads_the_file(tmp_path: Path) -> None:
     config, _args = cli.parse_config(["--config", str(example_dir(tmp_path))], environ={})
     assert [i.name for i in config.instances] == ["gpu0", "gpu1", "render-farm"]

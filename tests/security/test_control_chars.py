@@ -4,9 +4,6 @@ ComfyUI's error texts, node types and even prompt ids (``POST /prompt`` accepts 
 ``prompt_id``) are attacker-controlled strings. An ESC sequence, CR or bidi override in them must not
 reach a terminal through the log, nor a chat message through /failures and the relay. Newline and
 tab stay allowed in ``message`` only (multi-line CUDA errors are legitimate).
-
-Tests marked xfail(strict=True) document gaps found in the exporter core; when it is fixed they
-XPASS, which fails the run as a reminder to drop the marker.
 """
 
 from __future__ import annotations
@@ -26,7 +23,6 @@ from comfyui_exporter.state import InstanceState
 from tests.support.stack import running_exporter, wait_until
 
 NASTY = "\x1b[2J\x1b[31mred\r\nFAKE LOG LINE level=error\x07\x00\x7f\x9b\u202eevil\u2028"
-GAP = "exporter core does not clean prompt_id/node_type/exception_type/node_id yet (see security report)"
 
 
 def control_chars(text: str, allow: str = "") -> list[str]:
@@ -82,7 +78,6 @@ def test_message_is_cleaned() -> None:
     assert record["message"].startswith("CUDA error\n\tdetail")
 
 
-@pytest.mark.xfail(strict=True, reason=GAP)
 @pytest.mark.parametrize("field", ["prompt_id", "node_type", "exception_type", "node_id"])
 def test_identifiers_are_cleaned(field: str) -> None:
     record = failure_json(
@@ -91,7 +86,6 @@ def test_identifiers_are_cleaned(field: str) -> None:
     assert control_chars(str(record[field])) == []
 
 
-@pytest.mark.xfail(strict=True, reason=GAP)
 def test_log_line_for_a_malformed_entry_has_no_control_chars(caplog: pytest.LogCaptureFixture) -> None:
     class Client:
         def get_json(self, *_args: object, **_kwargs: object) -> dict:
@@ -113,7 +107,6 @@ def test_log_line_for_a_malformed_entry_has_no_control_chars(caplog: pytest.LogC
     assert lines and all(control_chars(line) == [] for line in lines), lines
 
 
-@pytest.mark.xfail(strict=True, reason=GAP)
 def test_failures_endpoint_end_to_end() -> None:
     """A real prompt with a hostile client-chosen prompt_id fails in the simulator; /failures is clean."""
     with (

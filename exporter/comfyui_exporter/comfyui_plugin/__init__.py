@@ -26,4 +26,5 @@ if __name__ != "comfyui_exporter.comfyui_plugin":
         install()
     except Exception:  # the tap is optional: never let it stop ComfyUI from loading the node
         logging.getLogger("comfyui_exporter_plugin").exception(
-            "comfyui-exporter plugin: event tap could not be installed")
+            "comfyui-exporter plugin: event tap could not be installed"
+        )

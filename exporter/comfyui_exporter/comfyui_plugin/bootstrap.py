@@ -37,8 +37,10 @@ def install(modules: Mapping[str, Any] | None = None) -> Tap | None:
     server_mod = mods.get("server")
     server_instance = getattr(getattr(server_mod, "PromptServer", None), "instance", None)
     if server_instance is None:
-        log.warning("comfyui-exporter plugin: no running PromptServer found; event tap not installed "
-                    "(the VRAM guard node still works)")
+        log.warning(
+            "comfyui-exporter plugin: no running PromptServer found; event tap not installed "
+            "(the VRAM guard node still works)"
+        )
         return None
     existing = getattr(server_instance, SERVER_ATTR, None)
     if existing is not None:  # another copy of this pack (its own Tap class) got here first
@@ -57,10 +59,15 @@ def install(modules: Mapping[str, Any] | None = None) -> Tap | None:
     _guarded(tap, "submissions", lambda: hook_submissions(tap, server_instance))
     _guarded(tap, "progress", lambda: hook_progress(tap, progress, execution))
     if tap.token is None:
-        log.info("comfyui-exporter plugin: events route is open to whoever can reach ComfyUI "
-                 "(set COMFYUI_EXPORTER_PLUGIN_TOKEN to require a token)")
-    log.info("comfyui-exporter plugin: event tap at /comfyui-exporter/v1/events, boot %s, hooks %s",
-             tap.ring.boot_id, tap.hooks)
+        log.info(
+            "comfyui-exporter plugin: events route is open to whoever can reach ComfyUI "
+            "(set COMFYUI_EXPORTER_PLUGIN_TOKEN to require a token)"
+        )
+    log.info(
+        "comfyui-exporter plugin: event tap at /comfyui-exporter/v1/events, boot %s, hooks %s",
+        tap.ring.boot_id,
+        tap.hooks,
+    )
     return tap
 
 

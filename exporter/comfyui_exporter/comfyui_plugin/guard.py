@@ -54,7 +54,7 @@ def _mm() -> Any:
 
 
 def _gib(n: float) -> str:
-    return f"{n / (1024 ** 3):.2f} GiB"
+    return f"{n / (1024**3):.2f} GiB"
 
 
 def _context() -> tuple[str | None, str | None]:
@@ -86,8 +86,16 @@ class VRAMGuard:
         return {
             "required": {
                 "value": (ANY, {"tooltip": "Anything; passed through unchanged."}),
-                "threshold_mb": ("INT", {"default": 2048, "min": 0, "max": 1 << 22, "step": 64,
-                                         "tooltip": "Free VRAM (MB) the next node needs."}),
+                "threshold_mb": (
+                    "INT",
+                    {
+                        "default": 2048,
+                        "min": 0,
+                        "max": 1 << 22,
+                        "step": 64,
+                        "tooltip": "Free VRAM (MB) the next node needs.",
+                    },
+                ),
                 "action": (list(ACTIONS), {"default": "warn"}),
             },
         }
@@ -120,15 +128,22 @@ def run_check(required: int, action: str) -> dict[str, Any] | None:
     free = int(mm.get_free_memory(device))
     if free >= required:
         return None
-    trip: dict[str, Any] = {"action": action, "free_bytes": free, "required_bytes": required,
-                            "free_after_bytes": None, "device": str(device)}
+    trip: dict[str, Any] = {
+        "action": action,
+        "free_bytes": free,
+        "required_bytes": required,
+        "free_after_bytes": None,
+        "device": str(device),
+    }
     trip["prompt_id"], trip["node_id"] = _context()
     if action == "free":
         _free(mm, required, device)
         trip["free_after_bytes"] = after = int(mm.get_free_memory(device))
         trip["outcome"] = "recovered" if after >= required else "insufficient"
-        trip["message"] = (f"VRAM guard: {_gib(free)} free on {device} < {_gib(required)} required; "
-                           f"after unloading models {_gib(after)} free ({trip['outcome']})")
+        trip["message"] = (
+            f"VRAM guard: {_gib(free)} free on {device} < {_gib(required)} required; "
+            f"after unloading models {_gib(after)} free ({trip['outcome']})"
+        )
     else:
         trip["outcome"] = "warned" if action == "warn" else "failed"
         trip["message"] = f"VRAM guard: {_gib(free)} free on {device}, {_gib(required)} required"
@@ -136,8 +151,10 @@ def run_check(required: int, action: str) -> dict[str, Any] | None:
     if tap is not None:
         tap.record_trip(dict(trip))
     if action == "fail":
-        raise VRAMGuardError(f"{trip['message']}; stopping before the next node runs out of memory "
-                             "(free memory or lower the guard's threshold_mb).")
+        raise VRAMGuardError(
+            f"{trip['message']}; stopping before the next node runs out of memory "
+            "(free memory or lower the guard's threshold_mb)."
+        )
     return trip
 
 

@@ -45,8 +45,11 @@ class QueueHooks:
         self._lock = threading.Lock()
 
     def install(self) -> None:
-        for name, make in (("put", self._wrap_put), ("get", self._wrap_get),
-                           ("task_done", self._wrap_task_done)):
+        for name, make in (
+            ("put", self._wrap_put),
+            ("get", self._wrap_get),
+            ("task_done", self._wrap_task_done),
+        ):
             hook = f"queue.{name}"
             original = getattr(self.queue, name, None)
             if not callable(original):
@@ -65,6 +68,7 @@ class QueueHooks:
             except Exception:
                 self.tap.failed("queue.put hook")
             return result
+
         return put
 
     def _wrap_get(self, original: Callable[..., Any]) -> Callable[..., Any]:
@@ -76,6 +80,7 @@ class QueueHooks:
                 except Exception:
                     self.tap.failed("queue.get hook")
             return result
+
         return get
 
     def _wrap_task_done(self, original: Callable[..., Any]) -> Callable[..., Any]:
@@ -88,19 +93,23 @@ class QueueHooks:
             except Exception:
                 self.tap.failed("queue.task_done hook")
             return result
+
         return task_done
 
     def _on_put(self, item: Any) -> None:
         extra = item[3] if len(item) > 3 and isinstance(item[3], Mapping) else {}
         graph = item[2] if len(item) > 2 else None
         create_time = extra.get("create_time")
-        self.tap.emit("prompt_submitted", {
-            "prompt_id": clip(item[1], 120),
-            "number": item[0] if isinstance(item[0], (int, float)) else None,
-            "create_time_ms": create_time if isinstance(create_time, (int, float)) else None,
-            "has_client_id": "client_id" in extra,
-            "nodes": len(graph) if isinstance(graph, Mapping) else None,
-        })
+        self.tap.emit(
+            "prompt_submitted",
+            {
+                "prompt_id": clip(item[1], 120),
+                "number": item[0] if isinstance(item[0], (int, float)) else None,
+                "create_time_ms": create_time if isinstance(create_time, (int, float)) else None,
+                "has_client_id": "client_id" in extra,
+                "nodes": len(graph) if isinstance(graph, Mapping) else None,
+            },
+        )
 
     def _on_get(self, result: Any) -> None:
         item, item_id = result[0], result[1]
@@ -113,8 +122,10 @@ class QueueHooks:
         extra = item[3] if len(item) > 3 and isinstance(item[3], Mapping) else {}
         create_time = extra.get("create_time")
         wait = now - create_time / 1000.0 if isinstance(create_time, (int, float)) else None
-        self.tap.emit("prompt_started", {"prompt_id": prompt_id, "ts": now,
-                                         "queue_wait_s": max(0.0, wait) if wait is not None else None})
+        self.tap.emit(
+            "prompt_started",
+            {"prompt_id": prompt_id, "ts": now, "queue_wait_s": max(0.0, wait) if wait is not None else None},
+        )
 
     def _before_done(self, item_id: Any) -> tuple[str | None, float | None]:
         try:
@@ -158,15 +169,18 @@ def hook_validation(tap: Tap, execution: Any) -> None:
             tap.failed("validation hook")
 
     if inspect.iscoroutinefunction(original):
+
         async def validate_prompt(*args: Any, **kwargs: Any) -> Any:
             result = await original(*args, **kwargs)
             record(args, kwargs, result)
             return result
     else:
+
         def validate_prompt(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
             result = original(*args, **kwargs)
             record(args, kwargs, result)
             return result
+
     execution.validate_prompt = _mark(functools.wraps(original)(validate_prompt))
     tap.mark("validation", "active")
 

@@ -57,13 +57,20 @@ def make_handler_class(base: type) -> type:
         def start_handler(self, node_id: str, state: Any, prompt_id: str) -> None:
             try:
                 self._started[node_id] = time.monotonic()
-                self.tap.emit("node_started", {"prompt_id": prompt_id, "node_id": clip(node_id, 120),
-                                               "node_type": self._node_type(node_id)})
+                self.tap.emit(
+                    "node_started",
+                    {
+                        "prompt_id": prompt_id,
+                        "node_id": clip(node_id, 120),
+                        "node_type": self._node_type(node_id),
+                    },
+                )
             except Exception:
                 self.tap.failed("progress start")
 
-        def update_handler(self, node_id: str, value: float, max_value: float, state: Any,
-                           prompt_id: str, image: Any = None) -> None:
+        def update_handler(
+            self, node_id: str, value: float, max_value: float, state: Any, prompt_id: str, image: Any = None
+        ) -> None:
             try:
                 if node_id is None:  # a ProgressBar outside any node: nothing to attribute it to
                     return
@@ -72,8 +79,15 @@ def make_handler_class(base: type) -> type:
                 if last is not None and value < max_value and now - last < self.tap.progress_interval:
                     return
                 self._last_update[node_id] = now
-                self.tap.emit("progress", {"prompt_id": prompt_id, "node_id": clip(node_id, 120),
-                                           "value": float(value), "max": float(max_value)})
+                self.tap.emit(
+                    "progress",
+                    {
+                        "prompt_id": prompt_id,
+                        "node_id": clip(node_id, 120),
+                        "value": float(value),
+                        "max": float(max_value),
+                    },
+                )
             except Exception:
                 self.tap.failed("progress update")
 
@@ -82,9 +96,15 @@ def make_handler_class(base: type) -> type:
                 start = self._started.pop(node_id, None)
                 if start is None:  # a cached node: finished without running, nothing to time
                     return
-                self.tap.emit("node_finished", {"prompt_id": prompt_id, "node_id": clip(node_id, 120),
-                                                "node_type": self._node_type(node_id),
-                                                "seconds": time.monotonic() - start})
+                self.tap.emit(
+                    "node_finished",
+                    {
+                        "prompt_id": prompt_id,
+                        "node_id": clip(node_id, 120),
+                        "node_type": self._node_type(node_id),
+                        "seconds": time.monotonic() - start,
+                    },
+                )
             except Exception:
                 self.tap.failed("progress finish")
 
@@ -113,8 +133,11 @@ def hook_progress(tap: Tap, progress: Any, execution: Any) -> None:
         except Exception:
             tap.failed("progress registration")
 
-    targets = [m for m in (execution, progress)
-               if m is not None and getattr(m, "reset_progress_state", None) is not None]
+    targets = [
+        m
+        for m in (execution, progress)
+        if m is not None and getattr(m, "reset_progress_state", None) is not None
+    ]
     wrapped = 0
     for module in targets:
         current = module.reset_progress_state

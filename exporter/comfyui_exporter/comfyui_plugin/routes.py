@@ -68,8 +68,15 @@ def make_handlers(tap: Tap) -> dict[str, Any]:
         if limit > 0:
             await tap.ring.wait_after(after, wait)
         newest, oldest, batch = tap.ring.snapshot(after, limit)
-        return web.json_response({"plugin_version": PLUGIN_VERSION, "boot_id": tap.ring.boot_id,
-                                  "seq": newest, "oldest_seq": oldest, "events": batch})
+        return web.json_response(
+            {
+                "plugin_version": PLUGIN_VERSION,
+                "boot_id": tap.ring.boot_id,
+                "seq": newest,
+                "oldest_seq": oldest,
+                "events": batch,
+            }
+        )
 
     async def status(request: web.Request) -> web.Response:
         if not _authorized(tap, request):

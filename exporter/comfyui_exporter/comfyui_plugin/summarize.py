@@ -68,8 +68,14 @@ def rejection_fields(prompt_id: Any, prompt: Any, result: Any) -> dict[str, Any]
 
 def no_prompt_fields() -> dict[str, Any]:
     """Event fields for a POST /prompt body without a ``prompt`` key (rejected before validation)."""
-    return {"prompt_id": None, "error_type": "no_prompt", "message": "No prompt provided",
-            "details": None, "partial": False, "node_errors": []}
+    return {
+        "prompt_id": None,
+        "error_type": "no_prompt",
+        "message": "No prompt provided",
+        "details": None,
+        "partial": False,
+        "node_errors": [],
+    }
 
 
 def _node_errors(node_errors: Mapping[Any, Any]) -> Iterable[dict[str, Any]]:
@@ -102,8 +108,13 @@ def finish_fields(status: Any) -> dict[str, Any]:
     The last execution message decides: success, error (with exception type, node and the first
     line of the message) or interrupted; ``None`` or an unknown shape gives ``unknown``.
     """
-    out: dict[str, Any] = {"status": "unknown", "exception_type": None, "node_id": None,
-                           "node_type": None, "message": None}
+    out: dict[str, Any] = {
+        "status": "unknown",
+        "exception_type": None,
+        "node_id": None,
+        "node_type": None,
+        "message": None,
+    }
     messages = getattr(status, "messages", None)
     status_str = getattr(status, "status_str", None)
     last_event, last_data = None, None

@@ -27,8 +27,9 @@ _ERROR_LOG_INTERVAL_S = 60.0
 class Tap:
     """Ring buffer + which hooks are live + error accounting, shared by hooks, routes and the node."""
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY, token: str | None = None,
-                 progress_interval: float = 0.5) -> None:
+    def __init__(
+        self, capacity: int = DEFAULT_CAPACITY, token: str | None = None, progress_interval: float = 0.5
+    ) -> None:
         self.ring = EventRing(capacity)
         self.token = token or None
         self.progress_interval = max(0.0, progress_interval)
@@ -65,8 +66,11 @@ class Tap:
             if not noisy:
                 self._last_error_log = now
         if not noisy:
-            log.exception("comfyui-exporter plugin: error in %s (ComfyUI continues; errors so far: %d)",
-                          where, self.errors)
+            log.exception(
+                "comfyui-exporter plugin: error in %s (ComfyUI continues; errors so far: %d)",
+                where,
+                self.errors,
+            )
 
     def mark(self, hook: str, state: str) -> None:
         """Records a hook's state: 'active' or 'disabled: <why>'; disabled ones are logged once."""

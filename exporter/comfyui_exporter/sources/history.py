@@ -50,5 +50,5 @@ class HistorySource:
             try:
                 self._emit(parse_history_item(prompt_id, item, at))
             except MalformedError as exc:
-                log.warning("history entry %s skipped: %s", prompt_id, exc)
+                log.warning("history entry %r skipped: %s", prompt_id, exc)
                 self._emit(MalformedMessage(at=at, source="history"))

@@ -24,7 +24,7 @@ from ..events import (
     PromptStarted,
     VramGuardTripped,
 )
-from ..parsers import clean_text
+from ..parsers import clean_id, clean_text
 from . import plugin_stream as ps
 
 log = logging.getLogger(__name__)
@@ -79,11 +79,11 @@ class PluginSource:
                 self._emit(
                     PromptRejected(
                         at=at,
-                        prompt_id=record.prompt_id,
+                        prompt_id=_opt_id(record.prompt_id),
                         reason=record.reason,
-                        node_id=node.node_id if node else None,
-                        node_type=record.node_type,
-                        input_name=record.input_name,
+                        node_id=_opt_id(node.node_id if node else None),
+                        node_type=_opt_id(record.node_type),
+                        input_name=_opt_id(record.input_name),
                         message=clean_text(record.message),
                     )
                 )
@@ -91,8 +91,8 @@ class PluginSource:
                 self._emit(
                     VramGuardTripped(
                         at=at,
-                        prompt_id=record.prompt_id,
-                        node_id=record.node_id,
+                        prompt_id=_opt_id(record.prompt_id),
+                        node_id=_opt_id(record.node_id),
                         action=record.action,
                         outcome=record.outcome,
                         free_bytes=record.free_bytes,
@@ -107,3 +107,8 @@ class PluginSource:
                 self._on_change()
             case _:
                 pass
+
+
+def _opt_id(value: str | None) -> str | None:
+    """Plugin text reaches /failures and chat: one line, no control characters."""
+    return None if value is None else clean_id(value)

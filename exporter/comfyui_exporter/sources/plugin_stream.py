@@ -28,9 +28,18 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/comfyui-exporter/v1/events"
 RejectReason = Literal[
-    "value_not_in_list", "required_input_missing", "invalid_prompt", "prompt_no_outputs",
-    "prompt_outputs_failed_validation", "invalid_input_type", "value_bigger_than_max",
-    "value_smaller_than_min", "return_type_mismatch", "exception_during_validation", "no_prompt", "other",
+    "value_not_in_list",
+    "required_input_missing",
+    "invalid_prompt",
+    "prompt_no_outputs",
+    "prompt_outputs_failed_validation",
+    "invalid_input_type",
+    "value_bigger_than_max",
+    "value_smaller_than_min",
+    "return_type_mismatch",
+    "exception_during_validation",
+    "no_prompt",
+    "other",
 ]
 REJECT_REASONS: tuple[str, ...] = get_args(RejectReason)  # every label value, to create them at 0
 VRAM_GUARD_ACTIONS: tuple[str, ...] = ("warn", "free", "fail")
@@ -49,12 +58,14 @@ class PromptSubmitted:
     create_time: float | None  # epoch seconds stamped by ComfyUI
     has_client_id: bool
 
+
 @dataclass(frozen=True, slots=True)
 class PromptStarted:
     seq: int
     ts: float  # exact start: when the worker took it off the queue
     prompt_id: str
     queue_wait_seconds: float | None
+
 
 @dataclass(frozen=True, slots=True)
 class PromptFinished:
@@ -68,6 +79,7 @@ class PromptFinished:
     node_type: str | None
     message: str | None
 
+
 @dataclass(frozen=True, slots=True)
 class NodeError:
     node_id: str | None
@@ -75,6 +87,7 @@ class NodeError:
     reason: RejectReason
     input_name: str | None
     message: str
+
 
 @dataclass(frozen=True, slots=True)
 class PromptRejected:
@@ -89,6 +102,7 @@ class PromptRejected:
     partial: bool  # the prompt still ran, only some outputs were dropped
     node_errors: tuple[NodeError, ...] = ()
 
+
 @dataclass(frozen=True, slots=True)
 class NodeStarted:
     seq: int
@@ -96,6 +110,7 @@ class NodeStarted:
     prompt_id: str
     node_id: str
     node_type: str
+
 
 @dataclass(frozen=True, slots=True)
 class NodeFinished:
@@ -106,6 +121,7 @@ class NodeFinished:
     node_type: str
     seconds: float
 
+
 @dataclass(frozen=True, slots=True)
 class Progress:
     seq: int
@@ -114,6 +130,7 @@ class Progress:
     node_id: str
     value: float
     max: float
+
 
 @dataclass(frozen=True, slots=True)
 class VramGuardTrip:
@@ -129,16 +146,19 @@ class VramGuardTrip:
     device: str | None
     message: str | None
 
+
 @dataclass(frozen=True, slots=True)
 class StreamGap:
     expected_seq: int
     received_seq: int
     missed: int
 
+
 @dataclass(frozen=True, slots=True)
 class StreamReset:
     old_boot_id: str | None
     new_boot_id: str
+
 
 @dataclass(frozen=True, slots=True)
 class PluginConnection:
@@ -146,8 +166,19 @@ class PluginConnection:
     detail: str  # "connected", "absent" (404), "unauthorized", "unreachable: ...", "bad response: ..."
 
 
-Record = (PromptSubmitted | PromptStarted | PromptFinished | PromptRejected | NodeStarted | NodeFinished
-          | Progress | VramGuardTrip | StreamGap | StreamReset | PluginConnection)
+Record = (
+    PromptSubmitted
+    | PromptStarted
+    | PromptFinished
+    | PromptRejected
+    | NodeStarted
+    | NodeFinished
+    | Progress
+    | VramGuardTrip
+    | StreamGap
+    | StreamReset
+    | PluginConnection
+)
 
 
 @dataclass
@@ -197,19 +228,30 @@ def _rejected(ev: Mapping[str, Any], seq: int, ts: float) -> PromptRejected:
     if not isinstance(raw, list):
         raise Malformed("node_errors")
     errors = tuple(
-        NodeError(node_id=_str(e, "node_id", optional=True), node_type=_str(e, "node_type", optional=True),
-                  reason=_reason(e.get("type")), input_name=_str(e, "input_name", optional=True),
-                  message=_text(e.get("message"), e.get("details")))
-        for e in raw if isinstance(e, Mapping))
+        NodeError(
+            node_id=_str(e, "node_id", optional=True),
+            node_type=_str(e, "node_type", optional=True),
+            reason=_reason(e.get("type")),
+            input_name=_str(e, "input_name", optional=True),
+            message=_text(e.get("message"), e.get("details")),
+        )
+        for e in raw
+        if isinstance(e, Mapping)
+    )
     error_type = _reason(ev.get("error_type"))
     primary = next((e for e in errors if e.reason == "value_not_in_list"), errors[0] if errors else None)
     return PromptRejected(
-        seq=seq, ts=ts, prompt_id=_str(ev, "prompt_id", optional=True),
-        reason=primary.reason if primary else error_type, error_type=error_type,
+        seq=seq,
+        ts=ts,
+        prompt_id=_str(ev, "prompt_id", optional=True),
+        reason=primary.reason if primary else error_type,
+        error_type=error_type,
         node_type=primary.node_type if primary else _str(ev, "node_type", optional=True),
         input_name=primary.input_name if primary else None,
         message=primary.message if primary else _text(ev.get("message"), ev.get("details")),
-        partial=ev.get("partial") is True, node_errors=errors)
+        partial=ev.get("partial") is True,
+        node_errors=errors,
+    )
 
 
 def _trip(ev: Mapping[str, Any], seq: int, ts: float) -> VramGuardTrip:
@@ -218,46 +260,72 @@ def _trip(ev: Mapping[str, Any], seq: int, ts: float) -> VramGuardTrip:
         raise Malformed(f"action={action!r} outcome={outcome!r}")
     after = _num(ev, "free_after_bytes", optional=True, minimum=0)
     return VramGuardTrip(
-        seq=seq, ts=ts, prompt_id=_str(ev, "prompt_id", optional=True),
+        seq=seq,
+        ts=ts,
+        prompt_id=_str(ev, "prompt_id", optional=True),
         node_id=_str(ev, "node_id", optional=True),
-        action=action, free_bytes=int(_num(ev, "free_bytes", minimum=0)),
-        required_bytes=int(_num(ev, "required_bytes", minimum=0)), outcome=outcome,
+        action=action,
+        free_bytes=int(_num(ev, "free_bytes", minimum=0)),
+        required_bytes=int(_num(ev, "required_bytes", minimum=0)),
+        outcome=outcome,
         free_after_bytes=int(after) if after is not None else None,
-        device=_str(ev, "device", optional=True), message=_str(ev, "message", optional=True, limit=_TEXT))
+        device=_str(ev, "device", optional=True),
+        message=_str(ev, "message", optional=True, limit=_TEXT),
+    )
 
 
 def _finished(ev: Mapping[str, Any], seq: int, ts: float) -> PromptFinished:
     status = ev.get("status")
     return PromptFinished(
-        seq=seq, ts=ts, prompt_id=_str(ev, "prompt_id", optional=True),
+        seq=seq,
+        ts=ts,
+        prompt_id=_str(ev, "prompt_id", optional=True),
         status=status if status in FINISH_STATUSES else "unknown",
         seconds=_num(ev, "seconds", optional=True, minimum=0),
         exception_type=_str(ev, "exception_type", optional=True, limit=200),
-        node_id=_str(ev, "node_id", optional=True), node_type=_str(ev, "node_type", optional=True),
-        message=_str(ev, "message", optional=True, limit=_TEXT))
+        node_id=_str(ev, "node_id", optional=True),
+        node_type=_str(ev, "node_type", optional=True),
+        message=_str(ev, "message", optional=True, limit=_TEXT),
+    )
 
 
 def _node(ev: Mapping[str, Any]) -> dict[str, Any]:
-    return {"prompt_id": _str(ev, "prompt_id"), "node_id": _str(ev, "node_id"),
-            "node_type": _str(ev, "node_type", optional=True) or "unknown"}
+    return {
+        "prompt_id": _str(ev, "prompt_id"),
+        "node_id": _str(ev, "node_id"),
+        "node_type": _str(ev, "node_type", optional=True) or "unknown",
+    }
 
 
 _PARSERS: dict[str, Callable[[Mapping[str, Any], int, float], Any]] = {
     "prompt_submitted": lambda ev, seq, ts: PromptSubmitted(
-        seq=seq, ts=ts, prompt_id=_str(ev, "prompt_id"), number=_num(ev, "number", optional=True),
+        seq=seq,
+        ts=ts,
+        prompt_id=_str(ev, "prompt_id"),
+        number=_num(ev, "number", optional=True),
         create_time=(ct / 1000.0 if (ct := _num(ev, "create_time_ms", optional=True)) is not None else None),
-        has_client_id=ev.get("has_client_id") is True),
+        has_client_id=ev.get("has_client_id") is True,
+    ),
     "prompt_started": lambda ev, seq, ts: PromptStarted(
-        seq=seq, ts=ts, prompt_id=_str(ev, "prompt_id"),
-        queue_wait_seconds=_num(ev, "queue_wait_s", optional=True, minimum=0)),
+        seq=seq,
+        ts=ts,
+        prompt_id=_str(ev, "prompt_id"),
+        queue_wait_seconds=_num(ev, "queue_wait_s", optional=True, minimum=0),
+    ),
     "prompt_finished": _finished,
     "prompt_rejected": _rejected,
     "node_started": lambda ev, seq, ts: NodeStarted(seq=seq, ts=ts, **_node(ev)),
-    "node_finished": lambda ev, seq, ts: NodeFinished(seq=seq, ts=ts, **_node(ev),
-                                                      seconds=_num(ev, "seconds", minimum=0)),
-    "progress": lambda ev, seq, ts: Progress(seq=seq, ts=ts, prompt_id=_str(ev, "prompt_id"),
-                                             node_id=_str(ev, "node_id"), value=float(_num(ev, "value")),
-                                             max=float(_num(ev, "max"))),
+    "node_finished": lambda ev, seq, ts: NodeFinished(
+        seq=seq, ts=ts, **_node(ev), seconds=_num(ev, "seconds", minimum=0)
+    ),
+    "progress": lambda ev, seq, ts: Progress(
+        seq=seq,
+        ts=ts,
+        prompt_id=_str(ev, "prompt_id"),
+        node_id=_str(ev, "node_id"),
+        value=float(_num(ev, "value")),
+        max=float(_num(ev, "max")),
+    ),
     "vram_guard_trip": _trip,
 }
 
@@ -332,8 +400,11 @@ class StreamCursor:
             if seq <= self.last_seq:
                 continue  # already delivered (or out of order): never deliver twice
             if seq > self.last_seq + 1:
-                out.append(StreamGap(expected_seq=self.last_seq + 1, received_seq=seq,
-                                     missed=seq - self.last_seq - 1))
+                out.append(
+                    StreamGap(
+                        expected_seq=self.last_seq + 1, received_seq=seq, missed=seq - self.last_seq - 1
+                    )
+                )
             self.last_seq = seq
             record = parse_event(event, self.stats)
             if record is not None:
@@ -345,8 +416,13 @@ def _head(payload: Any) -> tuple[str, int]:
     if not isinstance(payload, Mapping) or not isinstance(payload.get("events"), list):
         raise Malformed("payload without an events list")
     boot, newest = payload.get("boot_id"), payload.get("seq")
-    if not (isinstance(boot, str) and boot and isinstance(newest, int) and not isinstance(newest, bool)
-            and newest >= 0):
+    if not (
+        isinstance(boot, str)
+        and boot
+        and isinstance(newest, int)
+        and not isinstance(newest, bool)
+        and newest >= 0
+    ):
         raise Malformed(f"boot_id={boot!r} seq={newest!r}")
     return boot, newest
 
@@ -354,10 +430,20 @@ def _head(payload: Any) -> tuple[str, int]:
 class PluginStreamClient:
     """Blocking long-poll client; run it in its own thread with ``run(stop_event, on_event)``."""
 
-    def __init__(self, base_url: str, *, token: str | None = None, wait: float = 10.0, timeout: float = 5.0,
-                 limit: int = 500, backoff: float = 1.0, backoff_max: float = 30.0,
-                 absent_retry: float = 60.0, replay: bool = False,
-                 session: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        wait: float = 10.0,
+        timeout: float = 5.0,
+        limit: int = 500,
+        backoff: float = 1.0,
+        backoff_max: float = 30.0,
+        absent_retry: float = 60.0,
+        replay: bool = False,
+        session: requests.Session | None = None,
+    ) -> None:
         self.url = base_url.rstrip("/") + EVENTS_PATH
         self.wait, self.timeout, self.limit = wait, timeout, limit
         self.backoff, self.backoff_max = backoff, backoff_max
@@ -383,10 +469,17 @@ class PluginStreamClient:
         records: list[Record] = []
         first = self.cursor.boot_id is None
         try:
-            params = {"after": 0, "wait": 0, "limit": 0} if first else {
-                **self.cursor.params(), "wait": self.wait, "limit": self.limit}
-            resp = self._session.get(self.url, params=params, headers=self._headers,
-                                     timeout=(self.timeout, params["wait"] + self.timeout))
+            params = (
+                {"after": 0, "wait": 0, "limit": 0}
+                if first
+                else {**self.cursor.params(), "wait": self.wait, "limit": self.limit}
+            )
+            resp = self._session.get(
+                self.url,
+                params=params,
+                headers=self._headers,
+                timeout=(self.timeout, params["wait"] + self.timeout),
+            )
             if resp.status_code != 200:
                 state = _refused(resp)
             else:
