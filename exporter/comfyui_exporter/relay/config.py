@@ -104,6 +104,7 @@ class RelayConfig:
     timezone: str
     templates_dir: Path | None
     targets: dict[str, TargetConfig] = field(default_factory=dict)
+    web_config_file: Path | None = None  # exporter-toolkit web config: TLS, basic auth on GETs, headers
 
     def secrets(self) -> list[Secret]:
         """Every secret value in this config, for registration with the log redactor."""
@@ -325,6 +326,12 @@ def parse_config(
         templates_dir = Path(templates) if Path(templates).is_absolute() else base / templates
         if not templates_dir.is_dir():
             raise ConfigError("templates_dir", f"{templates_dir} is not a directory")
+    web_config = top.str("web_config_file")
+    web_config_file = None
+    if web_config:
+        web_config_file = Path(web_config) if Path(web_config).is_absolute() else base / web_config
+        if not web_config_file.is_file():
+            raise ConfigError("web_config_file", f"{web_config_file} is not a file")
     t = top.section("targets")
     if not t.data:
         raise ConfigError("targets", "at least one target is required")
@@ -345,6 +352,7 @@ def parse_config(
         tz,
         templates_dir,
         targets,
+        web_config_file,
     )
     for secret in config.secrets():
         REDACTOR.register(secret)

@@ -21,6 +21,8 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
+from ..webconfig import WebConfigError, WebConfigWatcher
+from ..webserve import aiohttp_middleware, aiohttp_ssl_context
 from .config import ConfigError, RelayConfig, TargetConfig, load_config
 from .delivery import Pending, TargetWorker, new_id
 from .failures import FailureLookup
@@ -78,7 +80,9 @@ class Relay:
         self._runner: web.AppRunner | None = None
         self._reload_lock = asyncio.Lock()
         self.ready = False
-        self.app = web.Application(client_max_size=MAX_BODY)
+        self.web = _web_config(config)
+        middlewares = [_post_uses_bearer(aiohttp_middleware(self.web))] if self.web else []
+        self.app = web.Application(client_max_size=MAX_BODY, middlewares=middlewares)
         self.app.add_routes(
             [
                 web.post("/alerts/{target}", self._alerts),
@@ -124,7 +128,14 @@ class Relay:
         self._runner = web.AppRunner(self.app, handle_signals=False)
         await self._runner.setup()
         bind_host = host if host is not None else self.config.listen_host
-        site = web.TCPSite(self._runner, bind_host, self.config.listen_port if port is None else port)
+        site = web.TCPSite(
+            self._runner,
+            bind_host,
+            self.config.listen_port if port is None else port,
+            ssl_context=aiohttp_ssl_context(self.web) if self.web else None,
+        )
+        if self.web:
+            self.web.start()
         await site.start()
         sockname = self._runner.addresses[0] if self._runner.addresses else (bind_host, 0)
         self.ready = True
@@ -139,6 +150,8 @@ class Relay:
     async def stop(self) -> None:
         """Answer 503 to everything still queued (Alertmanager retries), then close the server."""
         self.ready = False
+        if self.web:
+            self.web.stop()
         for worker in list(self.workers.values()):
             await worker.close()
         if self._runner is not None:
@@ -311,3 +324,28 @@ class Relay:
         except ConfigError as exc:
             return web.Response(text=f"reload failed: {exc}\n", status=500)
         return web.Response(text="reloaded\n")
+
+
+def _web_config(config: RelayConfig) -> WebConfigWatcher | None:
+    if config.web_config_file is None:
+        return None
+    try:
+        return WebConfigWatcher(config.web_config_file)
+    except WebConfigError as exc:
+        raise ConfigError("web_config_file", str(exc)) from None
+
+
+def _post_uses_bearer(middleware: Callable[..., Any]) -> Callable[..., Any]:
+    """Alertmanager sends one Authorization header, the relay's bearer token: POSTs skip basic auth.
+
+    TLS and client certificates (in the SSL context) still apply to every request; basic auth and
+    the extra headers of the web config apply to the GET endpoints (/metrics, /-/healthy, /-/ready).
+    """
+
+    @web.middleware
+    async def relay_web_config(request: web.Request, handler: Callable[..., Any]) -> Any:
+        if request.method == "POST":
+            return await handler(request)
+        return await middleware(request, handler)
+
+    return relay_web_config
