@@ -32,7 +32,11 @@ def test_promtool_checks_the_rules_and_the_unit_tests_pass() -> None:
 
 
 @pytest.mark.parametrize(("old", "new", "failing_group"), [
-    ("]) > 0\n", "]) > 1\n", "first rejection"),                           # missing model must fire at once
+    (  # a missing model must fire at once
+        "  # knob: rejection_window\n            > 0\n",
+        "  # knob: rejection_window\n            > 1\n",
+        "first rejection",
+    ),
     (">= 5  # knob", ">= 4  # knob", "keep coming"),                          # other reasons: not at 4
     (">= 3  # knob", ">= 4  # knob", "repeated VRAM guard trips"),
     ('reason=~"value_not_in_list|invalid_prompt"', 'reason=~"value_not_in_list"', "first rejection"),
