@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from .config import InstanceConfig, TLSOptions
+from .config import InstanceConfig
 from .events import Event, RequestObserved
 
 log = logging.getLogger(__name__)
@@ -48,10 +48,7 @@ class ComfyUIClient:
         self.max_response_bytes = max_response_bytes
         self._emit = emit
         self._clock = clock
-        self._session = requests.Session()
-        self._session.headers.update(instance.headers)
-        self._session.headers["User-Agent"] = "comfyui-exporter"
-        _apply_tls(self._session, instance.tls)
+        self._session = make_session(instance)
 
     def close(self) -> None:
         self._session.close()
@@ -96,10 +93,16 @@ class ComfyUIClient:
         return b"".join(chunks)
 
 
-def _apply_tls(session: requests.Session, tls: TLSOptions) -> None:
+def make_session(instance: InstanceConfig, user_agent: str = "comfyui-exporter") -> requests.Session:
+    """A session with the instance's headers and TLS settings: every HTTP path to ComfyUI uses one."""
+    session = requests.Session()
+    session.headers.update(instance.headers)
+    session.headers["User-Agent"] = user_agent
+    tls = instance.tls
     if tls.insecure_skip_verify:
         session.verify = False
     elif tls.ca_file:
         session.verify = tls.ca_file
     if tls.cert_file:
         session.cert = (tls.cert_file, tls.key_file) if tls.key_file else tls.cert_file
+    return session

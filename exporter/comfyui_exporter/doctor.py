@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from .comfyui_client import make_session
 from .config import ConfigError, ExporterConfig, InstanceConfig
 
 OK, INFO, WARN, FAIL, SKIP = "OK", "INFO", "WARN", "FAIL", "SKIP"
@@ -75,17 +76,7 @@ def run_checks(config: ExporterConfig, nvml_factory: Callable[[], Any] | None = 
 # -- one ComfyUI --------------------------------------------------------------------------------------------
 def _session(instance: InstanceConfig) -> requests.Session:
     """Headers and TLS exactly as the exporter's client sets them."""
-    session = requests.Session()
-    session.headers.update(instance.headers)
-    session.headers["User-Agent"] = "comfyui-exporter-doctor"
-    tls = instance.tls
-    if tls.insecure_skip_verify:
-        session.verify = False
-    elif tls.ca_file:
-        session.verify = tls.ca_file
-    if tls.cert_file:
-        session.cert = (tls.cert_file, tls.key_file) if tls.key_file else tls.cert_file
-    return session
+    return make_session(instance, user_agent="comfyui-exporter-doctor")
 
 
 def _where(url: str) -> str:

@@ -10,22 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .events import NodeExecuted, PluginState, PromptRejected, VramGuardTripped
+from .sources.plugin_stream import REJECT_REASONS, VRAM_GUARD_ACTIONS
 
-REJECT_REASONS = (
-    "value_not_in_list",
-    "required_input_missing",
-    "invalid_prompt",
-    "prompt_no_outputs",
-    "prompt_outputs_failed_validation",
-    "invalid_input_type",
-    "value_bigger_than_max",
-    "value_smaller_than_min",
-    "return_type_mismatch",
-    "exception_during_validation",
-    "no_prompt",
-    "other",
-)
-VRAM_GUARD_ACTIONS = ("warn", "free", "fail")
 NODE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
 

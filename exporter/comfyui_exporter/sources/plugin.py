@@ -12,8 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-import requests
-
+from ..comfyui_client import make_session
 from ..config import InstanceConfig
 from ..events import (
     Event,
@@ -40,16 +39,7 @@ class PluginSource:
         clock: Callable[[], float],
         token: str | None = None,
     ) -> None:
-        session = requests.Session()
-        session.headers.update(instance.headers)
-        tls = instance.tls
-        if tls.insecure_skip_verify:
-            session.verify = False
-        elif tls.ca_file:
-            session.verify = tls.ca_file
-        if tls.cert_file:
-            session.cert = (tls.cert_file, tls.key_file) if tls.key_file else tls.cert_file
-        self.client = ps.PluginStreamClient(instance.url, token=token, session=session)
+        self.client = ps.PluginStreamClient(instance.url, token=token, session=make_session(instance))
         self._name = instance.name
         self._emit = emit
         self._on_change = on_change
