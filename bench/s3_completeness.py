@@ -42,7 +42,7 @@ class Profile:
     crashes: int
 
 
-FULL = Profile(seconds=180.0, rate=20.0, ws_drops=3, drop_seconds=2.0, crash_seconds=40.0, crashes=3)
+FULL = Profile(seconds=150.0, rate=20.0, ws_drops=3, drop_seconds=2.0, crash_seconds=30.0, crashes=3)
 SMOKE = Profile(seconds=5.0, rate=20.0, ws_drops=1, drop_seconds=0.5, crash_seconds=0.0, crashes=0)
 
 
@@ -62,15 +62,21 @@ def _counted(url: str) -> dict[str, float]:
 
 
 def _settle(sim: SimHandle, exporter: ExporterProcess) -> tuple[dict[str, int], dict[str, float]]:
-    """Drain the queue, then give the exporter up to 20 s to count what reached history."""
+    """Drain the queue, then let the exporter count until it has everything or stops moving (3 s)."""
     sim.wait_idle(120)
     truth = sim.outcomes()
     expected = {"finished": truth["finished"], "interrupted": truth["interrupted"], **truth["failures"]}
     deadline = time.monotonic() + 20
     got = _counted(exporter.url)
+    still_since = time.monotonic()
     while got["finished"] < expected["finished"] and time.monotonic() < deadline:
         time.sleep(0.25)
-        got = _counted(exporter.url)
+        now = _counted(exporter.url)
+        if now["finished"] != got["finished"]:
+            still_since = time.monotonic()
+        elif time.monotonic() - still_since > 3 + 5:  # one safety poll (5 s) and then some
+            break
+        got = now
     return expected, got
 
 

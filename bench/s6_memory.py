@@ -209,7 +209,7 @@ def run(smoke: bool = False, log: Callable[[str], None] = print) -> SectionResul
         rss_start=base, rss_end=last["rss"], rss_growth_second_half=growth, prompts=last["prompts"]
     )
 
-    total = 200 if smoke else 6_000
+    total = 200 if smoke else 3_000
     log(f"  [memory] real exporter process: {total:,} prompts")
     samples, info = _real_run(total, log)
     rt = Table(
