@@ -475,13 +475,13 @@ def _report(
         )
 
     # Headlines (both directions stated plainly) and the idle target.
-    def vs(r: float, what: str) -> str:
+    def vs(r: float, what: str, less: str = "less") -> str:
         if not finite(r) or r <= 0:
             return f"n/a {what}"
-        return f"{fmt_ratio(r)} less {what}" if r >= 1 else f"{fmt_ratio(1 / r)} MORE {what}"
+        return f"{fmt_ratio(r)} {less} {what}" if r >= 1 else f"{fmt_ratio(1 / r)} MORE {what}"
 
     big, small, top = max(prof.sizes), min(prof.sizes), max(prof.rates)
-    for size, rate in ((big, 0.0), (big, top), (small, top)):
+    for size, rate in dict.fromkeys(((big, 0.0), (big, top), (small, top))):
         if (size, rate, "ours", 0) not in out:
             continue
         rc = _ratio(out, size, rate, "full_history", "comfy_ms", reps).median
@@ -490,8 +490,8 @@ def _report(
         rjb = _ratio(out, size, rate, "jobs_api", "bytes", reps).median
         result.headlines.append(
             f"Cost, {_rate_label(rate)} with {size:,} history entries: {vs(rc, 'ComfyUI time')} and "
-            f"{vs(rb, 'bytes')} than a full-/history poller at 5 s; {vs(rj, 'ComfyUI time')} and "
-            f"{vs(rjb, 'bytes')} than an /api/jobs?limit=50 poller (est. ComfyUI time from §11)"
+            f"{vs(rb, 'bytes', 'fewer')} than a full-/history poller at 5 s; {vs(rj, 'ComfyUI time')} and "
+            f"{vs(rjb, 'bytes', 'fewer')} than an /api/jobs?limit=50 poller (est. ComfyUI time from §11)"
         )
     for size in prof.sizes:
         checks = {

@@ -203,7 +203,7 @@ def run(smoke: bool = False, log: Callable[[str], None] = print) -> SectionResul
         )
     result.tables.append(table)
     last = rows[-1]
-    mid = next((r for r in rows if r["prompts"] >= checkpoints[-1] // 2), rows[-1])
+    mid = max((r for r in rows[:-1] if r["prompts"] <= checkpoints[-1] // 2), key=lambda r: r["prompts"])
     growth = last["rss"] - mid["rss"]
     result.numbers.update(
         rss_start=base, rss_end=last["rss"], rss_growth_second_half=growth, prompts=last["prompts"]

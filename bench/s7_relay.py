@@ -169,6 +169,7 @@ def run(smoke: bool = False, log: Callable[[str], None] = print) -> SectionResul
     )
     result.headlines.append(
         f"Relay: a burst of {ALERTS} alerts became {len(accepted)} DingTalk messages "
-        f"(≤ {most_in_minute} per minute), all delivered or merged after {all_done:.1f} s, {lost} lost"
+        f"(at most {most_in_minute} in any robot minute), all delivered or merged after {all_done:.1f} s, "
+        f"{lost} lost"
     )
     return result

@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.1,
         help="seconds to coalesce status broadcasts (default %(default)s)",
     )
+    a(
+        "--min-poll-interval",
+        type=float,
+        default=0.25,
+        help="least seconds between two triggered polls, to bound the cost under load (default %(default)s)",
+    )
     a("--system-stats-interval", type=float, default=15.0, help="seconds between /system_stats polls")
     a("--request-timeout", type=float, default=10.0, help="timeout of each request to ComfyUI")
     a(
@@ -153,8 +159,9 @@ def parse_config(
     ):
         if value <= 0:
             raise ConfigError(f"{flag}: must be positive, got {value}")
-    if args.debounce < 0:
-        raise ConfigError(f"--debounce: must not be negative, got {args.debounce}")
+    for flag, value in (("--debounce", args.debounce), ("--min-poll-interval", args.min_poll_interval)):
+        if value < 0:
+            raise ConfigError(f"{flag}: must not be negative, got {value}")
     for flag, value in (
         ("--history-max-items", args.history_max_items),
         ("--history-baseline-items", args.history_baseline_items),
@@ -190,6 +197,7 @@ def parse_config(
         listen_port=port,
         poll_interval=args.poll_interval,
         debounce=args.debounce,
+        min_poll_interval=args.min_poll_interval,
         system_stats_interval=args.system_stats_interval,
         request_timeout=args.request_timeout,
         history_baseline_items=args.history_baseline_items,

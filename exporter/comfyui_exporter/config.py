@@ -61,6 +61,7 @@ class ExporterConfig:
     listen_port: int = 9188
     poll_interval: float = 5.0
     debounce: float = 0.1
+    min_poll_interval: float = 0.25
     system_stats_interval: float = 15.0
     request_timeout: float = 10.0
     history_baseline_items: int = 32

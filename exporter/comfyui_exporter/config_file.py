@@ -33,6 +33,7 @@ TOP_KEYS = (
     "listen",
     "poll_interval",
     "debounce",
+    "min_poll_interval",
     "system_stats_interval",
     "request_timeout",
     "history_max_items",
@@ -100,8 +101,9 @@ def load_config_file(path: str | Path) -> FileConfig:
     for key in ("poll_interval", "system_stats_interval", "request_timeout"):
         if key in top:
             d[key] = top[key].number(positive=True)
-    if "debounce" in top:
-        d["debounce"] = top["debounce"].number(non_negative=True)
+    for key in ("debounce", "min_poll_interval"):
+        if key in top:
+            d[key] = top[key].number(non_negative=True)
     for key in ("history_max_items", "history_baseline_items", "max_response_bytes"):
         if key in top:
             d[key] = top[key].as_int(minimum=1)

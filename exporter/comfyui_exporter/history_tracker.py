@@ -47,11 +47,19 @@ class HistoryTracker:
         self._last_batch = 1
         self._newest_end_ms = 0.0
 
-    def first_request_size(self) -> int:
-        """Start near the size of the last batch: one request when the rate is steady."""
+    def first_request_size(self, expected_new: int | None = 0) -> int:
+        """How many entries to ask for first; ``None`` for the idle safety poll (one entry).
+
+        With ``expected_new`` completions known from the queue counts, ask for those plus one known
+        entry: a single request then both fetches the news and proves nothing is missing. Without
+        an estimate, start near the size of the last batch.
+        """
         if not self.baseline_done:
             return self.baseline_items
-        return max(1, min(self.max_items, self._last_batch))
+        if expected_new is None:
+            return 1
+        wanted = expected_new + 1 if expected_new > 0 else self._last_batch
+        return max(1, min(self.max_items, wanted))
 
     def connection_lost(self) -> None:
         """ComfyUI was unreachable for a moment: a vanished history then means a restart."""

@@ -1,10 +1,13 @@
-"""One ComfyUI instance: its sources, two threads, and when each source is asked.
+"""One ComfyUI instance: its sources, its threads, and when each source is asked.
 
 The websocket thread only listens. The poll thread sleeps until a ``status`` broadcast (or a
-reconnect) says something changed, waits ``debounce`` so a burst becomes one poll, then polls
-history and, when the queue is not known to be empty, the queue. A safety poll every
-``poll_interval`` catches what a dropped or missing websocket would hide; idle, it costs ComfyUI a
-1-entry history request. System stats are refreshed on their own, slower interval.
+reconnect, or the plugin) says something changed, waits ``debounce`` (and at least
+``min_poll_interval`` since the last poll) so a burst becomes one poll, then asks only what can
+have changed: history when the queue count fell or stayed (a completion; a pure enqueue only raises
+it), sized to the number of completions the counts imply plus one known entry; the queue when it is
+not known to be empty. A safety poll every ``poll_interval`` catches what a dropped or missing
+websocket would hide; idle, it costs ComfyUI a 1-entry history request. System stats are refreshed
+on their own, slower interval.
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ class InstanceWatcher:
         self._stop = threading.Event()
         self._changed = threading.Event()
         self._queue_remaining: int | None = None  # None: unknown (no websocket), so poll the queue
+        self._history_due = True  # a completion may have happened since the last history poll
+        self._completions = 0  # completions implied by falling queue counts since the last history poll
+        self._last_poll = 0.0
         self._reachable: bool | None = None  # for one log line per change, not one per poll
         self.client = ComfyUIClient(
             instance_config,
@@ -65,7 +71,7 @@ class InstanceWatcher:
             self.plugin = PluginSource(
                 instance_config,
                 self._emit,
-                on_change=self._changed.set,
+                on_change=self.request_history,
                 on_restart=self.tracker.connection_lost,
                 clock=clock,
                 token=config.plugin_token,
@@ -78,13 +84,27 @@ class InstanceWatcher:
 
     def _emit(self, event: Event) -> None:
         if isinstance(event, QueueRemaining):
-            self._queue_remaining = event.remaining
+            self._count_changed(event.remaining)
         self.instance.apply(event)
+
+    def _count_changed(self, remaining: int) -> None:
+        """``queue_remaining`` = pending + running: +1 on enqueue, equal on dequeue, -1 on completion."""
+        previous = self._queue_remaining
+        if previous is None or remaining <= previous:
+            self._history_due = True
+            if previous is not None:
+                self._completions += previous - remaining
+        self._queue_remaining = remaining
+
+    def request_history(self) -> None:
+        """Something finished (plugin event, stream gap, reconnect): poll history now."""
+        self._history_due = True
+        self._changed.set()
 
     def _disconnected(self) -> None:
         self._queue_remaining = None
         self.tracker.connection_lost()
-        self._changed.set()
+        self.request_history()
 
     def start(self) -> None:
         loops = [(self.websocket.run, "ws"), (lambda _stop: self._poll_loop(), "poll")]
@@ -113,8 +133,9 @@ class InstanceWatcher:
             triggered = self._changed.wait(self.config.poll_interval)
             if self._stop.is_set():
                 return
-            if triggered:
-                self._stop.wait(self.config.debounce)  # coalesce a burst of broadcasts into one poll
+            if triggered:  # coalesce a burst of broadcasts into one poll, and never poll back to back
+                since_last = time.monotonic() - self._last_poll
+                self._stop.wait(max(self.config.debounce, self.config.min_poll_interval - since_last))
             self._changed.clear()
             stats_due = time.monotonic() >= next_stats
             if self.poll_once(idle=not triggered, system_stats=stats_due) and stats_due:
@@ -122,10 +143,15 @@ class InstanceWatcher:
 
     def poll_once(self, idle: bool = False, system_stats: bool = False) -> bool:
         """One round of polling (also what tests drive directly); False when ComfyUI did not answer."""
+        self._last_poll = time.monotonic()
         try:
             if system_stats:
                 self.system_stats.poll()
-            self.history.poll(idle=idle)
+            if idle or self._history_due:
+                # Clear before polling: a broadcast that lands during the request sets it again.
+                self._history_due = False
+                completions, self._completions = self._completions, 0
+                self.history.poll(idle=idle, expected_new=completions)
             if self._queue_remaining != 0:
                 self.queue.poll()
         except RequestFailed as exc:
@@ -138,6 +164,7 @@ class InstanceWatcher:
                 )
             self._reachable = False
             self.tracker.connection_lost()
+            self._history_due = True
             return False
         except Exception:  # a bug must not stop the loop: log it and keep watching
             log.exception("unexpected error while polling %s", self.name)

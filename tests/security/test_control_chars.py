@@ -94,7 +94,7 @@ def test_log_line_for_a_malformed_entry_has_no_control_chars(caplog: pytest.LogC
     class Tracker:
         baseline_done = True
 
-        def first_request_size(self) -> int:
+        def first_request_size(self, _expected: int | None = 0) -> int:
             return 1
 
         def step(self, entries, n, at):  # type: ignore[no-untyped-def]

@@ -26,12 +26,14 @@ class HistorySource:
         self._emit = emit
         self._clock = clock
 
-    def poll(self, idle: bool = False) -> None:
-        """One catch-up: the idle safety poll asks for 1 entry, triggered polls for the last batch size.
+    def poll(self, idle: bool = False, expected_new: int = 0) -> None:
+        """One catch-up. The idle safety poll asks for 1 entry; a triggered poll for the completions
+        the queue counts imply plus one entry it already knows (the proof that nothing is missing),
+        or for the last batch size when it has no estimate.
 
         Raises ``RequestFailed`` when ComfyUI cannot be reached (the caller marks the connection lost).
         """
-        n = 1 if idle and self.tracker.baseline_done else self.tracker.first_request_size()
+        n = self.tracker.first_request_size(None if idle else expected_new)
         while True:
             try:
                 entries = parse_history(self._client.get_json("/history", "history", params={"max_items": n}))
