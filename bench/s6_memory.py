@@ -30,7 +30,29 @@ CHECKPOINTS_SMOKE = (0, 1_000, 3_000)
 RATE = 100.0  # prompts/s in the real run
 
 
-def child(checkpoints: tuple[int, ...]) -> None:
+def deep_size(*roots: object) -> int:
+    """Bytes reachable from ``roots`` (sys.getsizeof over gc referents, each object once).
+
+    This is the exporter's *state*; RSS also moves with the allocator (arenas are not returned
+    promptly), so flatness is judged on this number and RSS is shown next to it.
+    """
+    import types
+
+    skip = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)
+    seen: set[int] = set()
+    stack = list(roots)
+    total = 0
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, skip):
+            continue
+        seen.add(id(obj))
+        total += sys.getsizeof(obj)
+        stack.extend(gc.get_referents(obj))
+    return total
+
+
+def child(checkpoints: tuple[int, ...], node_types: int = 300, exception_types: int = 50) -> None:
     """Runs in a fresh interpreter: feed prompts, print RSS and state sizes at each checkpoint."""
     from comfyui_exporter.collector import Instance
     from comfyui_exporter.history_tracker import HistoryTracker
@@ -57,6 +79,7 @@ def child(checkpoints: tuple[int, ...]) -> None:
             {
                 "prompts": fed,
                 "rss": rss_bytes(),
+                "state": deep_size(tracker, inst.state),
                 "tracker_ids": len(tracker._seen),
                 "node_failure_series": len(s.node_failures),
                 "node_types": len(s.node_types.values),
@@ -83,8 +106,8 @@ def child(checkpoints: tuple[int, ...]) -> None:
                 for k, (event, data) in enumerate(item["status"]["messages"]):
                     data["timestamp"] = t_ms + k
                     if event == "execution_error":
-                        data["node_type"] = f"NodeType{rng.randrange(300)}"
-                        data["exception_type"] = f"pkg.Error{rng.randrange(50)}"
+                        data["node_type"] = f"NodeType{rng.randrange(node_types)}"
+                        data["exception_type"] = f"pkg.Error{rng.randrange(exception_types)}"
                 entries.append((prompt_id, item))
             # The first response is the whole (young) history: fewer entries than asked for.
             step = tracker.step(entries, len(entries) + (0 if anchor else 1), t_ms / 1000)
@@ -100,8 +123,8 @@ def child(checkpoints: tuple[int, ...]) -> None:
     print(json.dumps(rows))
 
 
-def _in_process(checkpoints: tuple[int, ...]) -> list[dict[str, Any]]:
-    code = f"from bench.s6_memory import child; child({checkpoints!r})"
+def _in_process(checkpoints: tuple[int, ...], node_types: int, exception_types: int) -> list[dict[str, Any]]:
+    code = f"from bench.s6_memory import child; child({checkpoints!r}, {node_types}, {exception_types})"
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=900
     )
@@ -169,15 +192,17 @@ def _real_run(
         sim.stop()
 
 
-def run(smoke: bool = False, log: Callable[[str], None] = print) -> SectionResult:
-    checkpoints = CHECKPOINTS_SMOKE if smoke else CHECKPOINTS_FULL
-    result = SectionResult("memory", "6. Memory")
-    log(f"  [memory] in-process: {checkpoints[-1]:,} prompts through the reducer")
-    rows = _in_process(checkpoints)
+# Label variety of the failures fed in: (node types, exception types).
+VARIETIES = {"typical": (30, 8), "adversarial": (300, 50)}
+
+
+def _memory_table(name: str, rows: list[dict[str, Any]], variety: tuple[int, int]) -> Table:
     table = Table(
-        "In-process (child interpreter): RSS and the size of every growing structure",
+        f"In-process ({name} label variety: failures over {variety[0]} node types × {variety[1]} exception "
+        "types): state size, RSS and the size of every growing structure",
         [
             "prompts",
+            "state (deep size)",
             "RSS",
             "Δ RSS vs start",
             "tracker ids (cap 20,000)",
@@ -192,6 +217,7 @@ def run(smoke: bool = False, log: Callable[[str], None] = print) -> SectionResul
         table.rows.append(
             [
                 f"{r['prompts']:,}",
+                fmt_bytes(r["state"]),
                 fmt_bytes(r["rss"]),
                 fmt_bytes(r["rss"] - base),
                 f"{r['tracker_ids']:,}",
@@ -201,14 +227,43 @@ def run(smoke: bool = False, log: Callable[[str], None] = print) -> SectionResul
                 str(r["recent_failures"]),
             ]
         )
-    result.tables.append(table)
-    last = rows[-1]
-    mid = max((r for r in rows[:-1] if r["prompts"] <= checkpoints[-1] // 2), key=lambda r: r["prompts"])
-    growth = last["rss"] - mid["rss"]
-    result.numbers.update(
-        rss_start=base, rss_end=last["rss"], rss_growth_second_half=growth, prompts=last["prompts"]
-    )
+    return table
 
+
+def _why_not_flat(flat: bool, mid: dict[str, Any], last: dict[str, Any]) -> str:
+    if flat:
+        return ""
+    if last["tracker_ids"] > mid["tracker_ids"]:
+        return "The tracker's 20,000-id memory was still filling: run at least 40,000 prompts."
+    if last["node_failure_series"] > mid["node_failure_series"]:
+        return (
+            "comfyui_node_failures_total caps node types (64) and exception types (32) separately; their "
+            "product with error_type allows up to 65 × 5 × 33 = 10,725 series per instance, which this "
+            "label variety is still filling (bounded, but not yet flat)."
+        )
+    return "The state grew without any structure of this table growing: unexplained."
+
+
+def run(smoke: bool = False, log: Callable[[str], None] = print) -> SectionResult:
+    checkpoints = CHECKPOINTS_SMOKE if smoke else CHECKPOINTS_FULL
+    result = SectionResult("memory", "6. Memory")
+    growth: dict[str, tuple[int, dict[str, Any], dict[str, Any]]] = {}
+    for name, variety in VARIETIES.items():
+        log(f"  [memory] in-process, {name} labels: {checkpoints[-1]:,} prompts through the reducer")
+        rows = _in_process(checkpoints, *variety)
+        result.tables.append(_memory_table(name, rows, variety))
+        last = rows[-1]
+        mid = max((r for r in rows[:-1] if r["prompts"] <= checkpoints[-1] // 2), key=lambda r: r["prompts"])
+        growth[name] = (last["state"] - mid["state"], mid, last)
+        result.numbers.update(
+            {
+                f"{name}_rss_start": rows[0]["rss"],
+                f"{name}_rss_end": last["rss"],
+                f"{name}_state_bytes_end": last["state"],
+                f"{name}_state_growth_second_half": last["state"] - mid["state"],
+                f"{name}_node_failure_series": last["node_failure_series"],
+            }
+        )
     total = 200 if smoke else 3_000
     log(f"  [memory] real exporter process: {total:,} prompts")
     samples, info = _real_run(total, log)
@@ -224,24 +279,37 @@ def run(smoke: bool = False, log: Callable[[str], None] = print) -> SectionResul
     )
     result.notes += [
         "The tracker remembers the last 20,000 prompt ids (HistoryTracker.memory), so state grows until "
-        "20,000 prompts and must be flat after; 'flat' is judged on the second half of the run.",
+        "20,000 prompts and must be flat after; 'flat' is judged on the second half of the run, on the "
+        "state's deep size (every object reachable from HistoryTracker and InstanceState). RSS also moves "
+        "with the allocator (pymalloc keeps arenas) and with this measurement's own traversal, so it is "
+        "shown but not judged; a separate tracemalloc check of the typical run (without the traversal) "
+        "showed the traced Python heap flat (19.13 → 19.10 MB) from 30,000 to 100,000 prompts while RSS "
+        "still rose by about 1 MB.",
         f"Real run: counted {info['counted']:.0f} of {info['truth']:.0f} finished prompts, "
         f"{info['gaps']:.0f} history gaps, {info['seconds']:.0f} s.",
     ]
-    flat = growth <= max(1_000_000, 0.02 * mid["rss"])
-    result.targets.append(
-        Target(
-            "flat memory (bounded state)",
-            "RSS flat after the bounded structures fill",
-            f"in-process RSS {fmt_bytes(base)} at start → {fmt_bytes(last['rss'])} after "
-            f"{last['prompts']:,} prompts; {fmt_bytes(growth)} growth over the second half; real process "
-            f"{fmt_bytes(samples[0][1])} → {fmt_bytes(samples[-1][1])} after {info['truth']:.0f} prompts",
-            flat,
+    for name, (grew, mid, last) in growth.items():
+        variety = VARIETIES[name]
+        flat = grew <= 0.01 * mid["state"]
+        result.targets.append(
+            Target(
+                f"flat memory ({name} labels: {variety[0]} node types × {variety[1]} exception types)",
+                "state flat (±1 %) once the bounded structures are full",
+                f"state {fmt_bytes(mid['state'])} at {mid['prompts']:,} → {fmt_bytes(last['state'])} at "
+                f"{last['prompts']:,} prompts (RSS {fmt_bytes(mid['rss'])} → {fmt_bytes(last['rss'])}; "
+                f"node×error×exception series {mid['node_failure_series']:,} → "
+                f"{last['node_failure_series']:,}); real process {fmt_bytes(samples[0][1])} → "
+                f"{fmt_bytes(samples[-1][1])} RSS after {info['truth']:,.0f} prompts",
+                flat,
+                _why_not_flat(flat, mid, last),
+            )
         )
-    )
+    typical = growth["typical"]
+    adversarial = growth["adversarial"]
     result.headlines.append(
-        f"Memory is bounded: {fmt_bytes(growth)} RSS growth between {mid['prompts']:,} and "
-        f"{last['prompts']:,} prompts in-process; the real exporter uses {fmt_bytes(samples[-1][1])} "
-        f"after {info['truth']:,.0f} prompts"
+        f"Memory: exporter state {fmt_bytes(typical[2]['state'])} after {typical[2]['prompts']:,} prompts, "
+        f"{fmt_bytes(typical[0])} growth since {typical[1]['prompts']:,} with typical failure labels "
+        f"({fmt_bytes(adversarial[0])} with 300 node types × 50 exception types); the real exporter "
+        f"process uses {fmt_bytes(samples[-1][1])} RSS after {info['truth']:,.0f} prompts"
     )
     return result
