@@ -17,6 +17,7 @@ from __future__ import annotations
 import http.client
 import random
 import re
+import shutil
 import statistics
 import tempfile
 import time
@@ -224,6 +225,7 @@ def _e2e(
         relay.stop()
         for sim in sims.values():
             sim.stop()
+        shutil.rmtree(workdir, ignore_errors=True)  # Prometheus TSDB, Alertmanager state, relay journal
     log(f"  [latency] e2e: Slack p50 {statistics.median(out['slack']):.2f} s")
     return out
 

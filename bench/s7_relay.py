@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -112,6 +113,7 @@ def run(smoke: bool = False, log: Callable[[str], None] = print) -> SectionResul
         journal = read_journal(stack.relay.journal.path)
     finally:
         stack.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
     statuses = [s for s, _, _ in answers]
     delivered = {r["id"]: r for r in journal if r.get("event") == "delivered"}

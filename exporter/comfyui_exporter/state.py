@@ -42,6 +42,9 @@ REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 
 MAX_NODE_TYPES = 64
 MAX_EXCEPTION_TYPES = 32
+# Node types and exception types are capped separately; their combinations are capped too, so the
+# worst case is a few hundred series per instance, not 64 × 5 × 32.
+MAX_NODE_FAILURE_SERIES = 256
 OTHER = "other"
 UNKNOWN = "unknown"
 RECENT_FAILURES = 100
@@ -246,6 +249,8 @@ class InstanceState:
                 error_type,
                 self.exception_types.admit(failure.exception_type),
             )
+            if key not in self.node_failures and len(self.node_failures) >= MAX_NODE_FAILURE_SERIES:
+                key = (OTHER, error_type, OTHER)
             self.node_failures[key] = self.node_failures.get(key, 0) + 1
             self.recent_failures.append(
                 FailureRecord(

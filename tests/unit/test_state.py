@@ -15,7 +15,7 @@ from comfyui_exporter.events import (
     RestartDetected,
     WebsocketState,
 )
-from comfyui_exporter.state import MAX_NODE_TYPES, RECENT_FAILURES, InstanceState
+from comfyui_exporter.state import MAX_NODE_FAILURE_SERIES, MAX_NODE_TYPES, RECENT_FAILURES, InstanceState
 
 
 def failed(prompt_id: str, node_type: str = "KSampler", error: ErrorType = ErrorType.OOM, at: float = 10.0):
@@ -109,3 +109,16 @@ def test_up_follows_the_last_request_and_websocket_reconnects_count() -> None:
     state.apply(WebsocketState(4.0, False))
     state.apply(WebsocketState(5.0, True, reconnect=True))
     assert state.websocket_connected and state.websocket_reconnects == 1
+
+
+def test_node_failure_combinations_are_capped_too() -> None:
+    state = InstanceState("a")
+    n = 0
+    for node in range(40):
+        for exc in range(20):
+            detail = FailureDetail("1", f"Node{node}", f"Exc{exc}", "boom", ErrorType.NODE_EXCEPTION)
+            state.apply(PromptFinished(1.0, f"p{n}", Outcome.ERROR, 0.0, 1.0, 0.0, failure=detail))
+            n += 1
+    assert len(state.node_failures) <= MAX_NODE_FAILURE_SERIES + len(ErrorType)
+    assert sum(state.node_failures.values()) == n
+    assert state.node_failures[("other", "node_exception", "other")] > 0
