@@ -107,3 +107,4 @@ def running_exporter(*args: str, env: dict[str, str] | None = None) -> Iterator[
         yield exporter
     finally:
         exporter.stop()
+        Path(exporter.log.name).unlink(missing_ok=True)

@@ -76,25 +76,28 @@ def workflow_document(kb: float, rng: random.Random) -> dict[str, Any]:
         "version": 0.4,
     }
     target = int(kb * 1024)
+    size = len(json.dumps(doc))
     i = 0
-    while len(json.dumps(doc)) < target:
+    # Track the size incrementally: re-serialising the whole document per node was quadratic.
+    while size < target:
         i += 1
-        doc["nodes"].append(
-            {
-                "id": i,
-                "type": "FaultInjection",
-                "pos": [i * 10, 200],
-                "size": [315, 130],
-                "flags": {},
-                "order": i,
-                "mode": 0,
-                "inputs": [{"name": "image", "type": "IMAGE", "link": i - 1}],
-                "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [i], "slot_index": 0}],
-                "properties": {"Node name for S&R": "FaultInjection"},
-                "widgets_values": ["sleep", 3.0, 3, 0, False, False],
-            }
-        )
-        doc["links"].append([i - 1, i - 1, 0, i, 0, "IMAGE"])
+        node = {
+            "id": i,
+            "type": "FaultInjection",
+            "pos": [i * 10, 200],
+            "size": [315, 130],
+            "flags": {},
+            "order": i,
+            "mode": 0,
+            "inputs": [{"name": "image", "type": "IMAGE", "link": i - 1}],
+            "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [i], "slot_index": 0}],
+            "properties": {"Node name for S&R": "FaultInjection"},
+            "widgets_values": ["sleep", 3.0, 3, 0, False, False],
+        }
+        link = [i - 1, i - 1, 0, i, 0, "IMAGE"]
+        doc["nodes"].append(node)
+        doc["links"].append(link)
+        size += len(json.dumps(node)) + len(json.dumps(link)) + 4  # two ", " separators
     return doc
 
 
