@@ -1,4 +1,4 @@
-"""The ``/_sim`` control API of docs/CONTRACTS.md, through the ``running_sim`` test helper."""
+"""The ``/_sim`` control API of docs/development.md, through the ``running_sim`` test helper."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The ``/_sim`` control API (docs/CONTRACTS.md) and the graphs it submits.
+"""The ``/_sim`` control API (docs/development.md) and the graphs it submits.
 
 ``/_sim/enqueue`` goes through the very same ``Instance.submit`` as ``POST /prompt`` (validation,
 ``number`` counter, sensitive-key stripping, status broadcast), so a prompt injected by a test is

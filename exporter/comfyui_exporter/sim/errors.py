@@ -71,7 +71,7 @@ FAULTS: dict[str, Fault] = {
     ),
 }
 
-# Ground-truth error_type names (docs/CONTRACTS.md /_sim/outcomes) per fault mode.
+# Ground-truth error_type names (docs/development.md /_sim/outcomes) per fault mode.
 ERROR_TYPE_OF_MODE = {
     "oom": "oom",
     "cuda_error": "cuda_error",

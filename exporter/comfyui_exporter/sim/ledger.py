@@ -102,7 +102,7 @@ class Stats:
 
 @dataclass
 class Faults:
-    """Active fault injections (see docs/CONTRACTS.md ``/_sim/faults``)."""
+    """Active fault injections (see docs/development.md ``/_sim/faults``)."""
 
     delay_ms: dict[str, float] = field(default_factory=dict)
     status: dict[str, int] = field(default_factory=dict)
