@@ -11,8 +11,8 @@ import yaml
 
 from comfyui_exporter.relay.config import ConfigError, load_config, parse_config, parse_size
 
-DING_URL = "https://oapi.dingtalk.com/robot/send?access_token=0123456789abcdef0123456789abcdef"
-DING_SECRET = "SEC0123456789abcdef0123456789abcdef0123456789abcdef"
+DING_URL = "https://oapi.dingtalk.com/robot/send?access_token=TEST-ONLY-not-a-real-token"
+DING_SECRET = "SEC-test-only-not-a-real-secret"
 
 
 def base(tmp_path: Path, **target: Any) -> dict[str, Any]:
