@@ -10,6 +10,8 @@ from prometheus_client.process_collector import ProcessCollector
 
 from .collector import ComfyUICollector
 from .config import ExporterConfig
+from .gpu.collector import GpuCollector, build_gpu_collector
+from .gpu.mapping import ComfyDevice
 from .http_server import ExporterHTTPServer
 from .watcher import InstanceWatcher
 from .webconfig import WebConfigWatcher
@@ -37,13 +39,8 @@ class Exporter:
         )
         self._started = False
 
-    def _gpu_collector(self):  # type: ignore[no-untyped-def]
-        try:
-            from .gpu.collector import build_gpu_collector
-            from .gpu.mapping import ComfyDevice
-        except ImportError:  # the GPU package is optional in stripped-down installs
-            log.info("GPU support not installed; GPU metrics disabled")
-            return None
+    def _gpu_collector(self) -> GpuCollector:
+        """NVML read at scrape time; ``devices`` tells it which GPU each ComfyUI reported using."""
 
         def devices() -> list[ComfyDevice]:
             out = []
@@ -102,10 +99,11 @@ class Exporter:
 
     def stop(self) -> None:
         started = time.monotonic()
+        for watcher in self.watchers:  # all at once: SIGTERM must end the process within 2 s
+            watcher.request_stop()
         for watcher in self.watchers:
-            watcher.stop(timeout=1.5)
-        if self.gpu is not None and hasattr(self.gpu, "close"):
-            self.gpu.close()
+            watcher.stop(timeout=max(0.0, 1.5 - (time.monotonic() - started)))
+        self.gpu.close()
         if self.web is not None:
             self.web.stop()
         if self.server is not None:

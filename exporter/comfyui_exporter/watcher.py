@@ -119,9 +119,12 @@ class InstanceWatcher:
             if role != "plugin":
                 self._threads.append(thread)
 
-    def stop(self, timeout: float = 2.0) -> None:
+    def request_stop(self) -> None:
         self._stop.set()
         self._changed.set()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self.request_stop()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
