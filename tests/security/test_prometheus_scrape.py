@@ -91,6 +91,9 @@ def test_prometheus_scrapes_through_mtls_and_basic_auth(tmp_path: Path, pki: PKI
             time.sleep(0.25)
         else:
             pytest.fail(f"up did not become good=1, wrong_password=0; targets: {targets}")
+        # Fetched again: the snapshot taken before the `up` query may predate the first scrape.
+        body = requests.get(f"http://127.0.0.1:{port}/api/v1/targets", timeout=2).json()
+        targets = {t["labels"]["job"]: t for t in body["data"]["activeTargets"]}
         assert "401" in targets["wrong_password"]["lastError"], targets["wrong_password"]
         assert targets["good"]["health"] == "up"
     finally:
