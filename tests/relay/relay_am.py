@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import shutil
 import socket
 import subprocess
 from collections.abc import AsyncIterator
@@ -15,28 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 import yaml
+
+from tests.support.binaries import require_binary
 
 
 def alertmanager_binary() -> str:
-    """The binary, or skip (fail under CI=true: CI must run these tests, not silently skip them)."""
-    candidates = [
-        os.environ.get("ALERTMANAGER_BIN"),
-        "/usr/bin/prometheus-alertmanager",
-        shutil.which("alertmanager"),
-        shutil.which("prometheus-alertmanager"),
-    ]
-    for candidate in candidates:
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    reason = (
-        "Alertmanager binary not found: apt-get install --no-install-recommends prometheus-alertmanager, "
-        "or set ALERTMANAGER_BIN"
-    )
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
+    """The shared lookup (``ALERTMANAGER_BIN`` or PATH): skips by hand, fails under CI=true."""
+    return require_binary("alertmanager")
 
 
 def free_port() -> int:
