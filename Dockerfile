@@ -22,7 +22,7 @@ COPY exporter ./exporter
 RUN /opt/comfyui-exporter/bin/pip install --constraint constraints.txt ".[sim,relay]" \
  && /opt/comfyui-exporter/bin/pip uninstall --yes pip setuptools \
  && find /opt/comfyui-exporter -depth -name __pycache__ -type d -exec rm -rf {} + \
- && /opt/comfyui-exporter/bin/python -c "import comfyui_exporter.cli, comfyui_exporter.sim, comfyui_exporter.relay"
+ && /opt/comfyui-exporter/bin/python -c "import comfyui_exporter.cli.main, comfyui_exporter.sim, comfyui_exporter.relay"
 
 # ---------------------------------------------------------------------------------------------- runtime
 FROM ${PYTHON_IMAGE}

@@ -15,7 +15,7 @@ from .common import ensure_paths
 
 ensure_paths()
 
-from comfyui_exporter.classify import classify  # noqa: E402
+from comfyui_exporter.model.classify import classify  # noqa: E402
 
 
 @dataclass

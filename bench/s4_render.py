@@ -29,9 +29,9 @@ import prometheus_client  # noqa: E402
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
-from comfyui_exporter.classify import classify  # noqa: E402
-from comfyui_exporter.collector import ComfyUICollector, Instance  # noqa: E402
-from comfyui_exporter.events import (  # noqa: E402
+from comfyui_exporter.exposition.collector import ComfyUICollector, Instance  # noqa: E402
+from comfyui_exporter.model.classify import classify  # noqa: E402
+from comfyui_exporter.model.events import (  # noqa: E402
     DeviceStats,
     FailureDetail,
     HistoryBaseline,
@@ -45,7 +45,7 @@ from comfyui_exporter.events import (  # noqa: E402
     SystemStats,
     WebsocketState,
 )
-from comfyui_exporter.state import InstanceState  # noqa: E402
+from comfyui_exporter.model.state import InstanceState  # noqa: E402
 
 NVML_CAPTURE = REPO / "tests" / "fixtures" / "nvml" / "server_8x_h100.json"
 EXCEPTIONS = [

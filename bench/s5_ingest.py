@@ -24,10 +24,10 @@ from .common import SectionResult, Summary, Table, ensure_paths
 
 ensure_paths()
 
-from comfyui_exporter.collector import Instance  # noqa: E402
-from comfyui_exporter.history_tracker import HistoryTracker  # noqa: E402
-from comfyui_exporter.parsers import parse_history, parse_history_item, parse_ws_text  # noqa: E402
-from comfyui_exporter.state import InstanceState  # noqa: E402
+from comfyui_exporter.exposition.collector import Instance  # noqa: E402
+from comfyui_exporter.model.history_tracker import HistoryTracker  # noqa: E402
+from comfyui_exporter.model.parsers import parse_history, parse_history_item, parse_ws_text  # noqa: E402
+from comfyui_exporter.model.state import InstanceState  # noqa: E402
 from tests.support import recordings  # noqa: E402
 
 Entry = tuple[str, dict[str, Any]]

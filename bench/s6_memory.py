@@ -54,10 +54,10 @@ def deep_size(*roots: object) -> int:
 
 def child(checkpoints: tuple[int, ...], node_types: int = 300, exception_types: int = 50) -> None:
     """Runs in a fresh interpreter: feed prompts, print RSS and state sizes at each checkpoint."""
-    from comfyui_exporter.collector import Instance
-    from comfyui_exporter.history_tracker import HistoryTracker
-    from comfyui_exporter.parsers import parse_history_item
-    from comfyui_exporter.state import InstanceState
+    from comfyui_exporter.exposition.collector import Instance
+    from comfyui_exporter.model.history_tracker import HistoryTracker
+    from comfyui_exporter.model.parsers import parse_history_item
+    from comfyui_exporter.model.state import InstanceState
 
     from .s5_ingest import templates
 
@@ -268,7 +268,7 @@ def run(smoke: bool = False, log: Callable[[str], None] = print) -> SectionResul
     log(f"  [memory] real exporter process: {total:,} prompts")
     samples, info = _real_run(total, log)
     rt = Table(
-        f"Real exporter process (comfyui_exporter.cli against the simulator, {RATE:.0f} prompts/s)",
+        f"Real exporter process (comfyui_exporter against the simulator, {RATE:.0f} prompts/s)",
         ["prompts finished", "exporter RSS", "seconds"],
     )
     for n, rss, secs in samples:

@@ -113,7 +113,7 @@ def test_dockerignore_sends_only_what_the_build_copies() -> None:
             for src in args.split()[:-1]:
                 assert (REPO / src).exists(), f"COPY {src}: not in the repo"
                 assert not _ignored(src, patterns), f"COPY {src} is excluded by .dockerignore"
-    assert not _ignored("exporter/comfyui_exporter/cli.py", patterns)
+    assert not _ignored("exporter/comfyui_exporter/cli/main.py", patterns)
     for path in (
         "tests/deploy/node_modules/x",
         ".git/config",

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from comfyui_exporter import doctor
-from comfyui_exporter.cli import parse_config
+from comfyui_exporter.cli import doctor
+from comfyui_exporter.config.args import parse_config
+from comfyui_exporter.exposition.http_server import ExporterHTTPServer
 from comfyui_exporter.gpu.fake import FakeNvml
-from comfyui_exporter.http_server import ExporterHTTPServer
 from comfyui_exporter.sim.testing import SimHandle, free_port, running_sim
 
 REPO = Path(__file__).resolve().parents[2]
@@ -226,7 +226,7 @@ def test_subcommand_from_the_command_line() -> None:
         [
             sys.executable,
             "-m",
-            "comfyui_exporter.cli",
+            "comfyui_exporter",
             "doctor",
             "--comfyui-url",
             f"x=http://127.0.0.1:{port}",
@@ -242,7 +242,7 @@ def test_subcommand_from_the_command_line() -> None:
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"connection refused at 127.0.0.1:{port}" in proc.stdout
     bad = subprocess.run(
-        [sys.executable, "-m", "comfyui_exporter.cli", "doctor", "--poll-interval", "0"],
+        [sys.executable, "-m", "comfyui_exporter", "doctor", "--poll-interval", "0"],
         capture_output=True,
         text=True,
         env=env,

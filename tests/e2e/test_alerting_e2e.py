@@ -186,7 +186,7 @@ def _wait_ready(proc: Process, what: str) -> None:
 
 def _start_exporter(sims: dict[str, Any], workdir: Path) -> Process:
     port = free_port()
-    args = ["comfyui_exporter.cli", "--listen", f"127.0.0.1:{port}", "--poll-interval", "1", "--no-gpu"]
+    args = ["comfyui_exporter", "--listen", f"127.0.0.1:{port}", "--poll-interval", "1", "--no-gpu"]
     for name, sim in sims.items():
         args += ["--comfyui-url", f"{name}={sim.url}"]
     exporter = Process(_spawn(args, workdir / "exporter.log"), f"127.0.0.1:{port}", workdir / "exporter.log")

@@ -15,7 +15,7 @@ from typing import Any
 import pynvml
 import pytest
 
-from comfyui_exporter.gpu.nvml import nvml_error
+from comfyui_exporter.gpu.source.nvml import nvml_error
 
 BASE = 0x1000
 

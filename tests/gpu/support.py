@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from comfyui_exporter.gpu.collector import GpuCollector
 from comfyui_exporter.gpu.fake import FakeNvml
 from comfyui_exporter.gpu.mapping import ComfyDevice
-from comfyui_exporter.gpu.nvml import NvmlLike
+from comfyui_exporter.gpu.source.nvml import NvmlLike
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "nvml"

@@ -22,7 +22,7 @@ from comfyui_exporter.gpu import build_gpu_collector
 from comfyui_exporter.gpu.collector import GpuCollector
 from comfyui_exporter.gpu.fake import FakeNvml
 from comfyui_exporter.gpu.mapping import ComfyDevice
-from comfyui_exporter.gpu.nvml import DEVICE_FIELDS
+from comfyui_exporter.gpu.source.nvml import DEVICE_FIELDS
 
 from .scenarios import SCENARIOS
 from .support import ManualClock, exposition, fake, load, make_collector, parse, series, value

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from comfyui_exporter.gpu.fake import load_capture
-from comfyui_exporter.gpu.nvml import DEVICE_FIELDS, ERROR_NAMES
+from comfyui_exporter.gpu.source.nvml import DEVICE_FIELDS, ERROR_NAMES
 
 from .support import FIXTURES
 

@@ -16,7 +16,7 @@ from comfyui_exporter.gpu.mapping import (
     map_devices,
     torch_gpu_name,
 )
-from comfyui_exporter.gpu.read import KnownGpu
+from comfyui_exporter.gpu.source.read import KnownGpu
 
 GIB = 1024**3
 H100 = "NVIDIA H100 80GB HBM3"

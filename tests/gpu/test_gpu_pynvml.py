@@ -10,7 +10,7 @@ import pynvml
 import pytest
 
 from comfyui_exporter.gpu.capture import capture
-from comfyui_exporter.gpu.nvml import MemoryInfo, PynvmlNvml, Utilization, XidEvent
+from comfyui_exporter.gpu.source.nvml import MemoryInfo, PynvmlNvml, Utilization, XidEvent
 
 from .pynvml_patch import PynvmlFromCapture, handle
 from .support import FIXTURES, load

@@ -1,4 +1,4 @@
-"""The XID watcher and store (comfyui_exporter.gpu.xid)."""
+"""The XID watcher and store (comfyui_exporter.gpu.source.xid)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import time
 import pynvml
 import pytest
 
-from comfyui_exporter.gpu.errors import ErrorCounts
-from comfyui_exporter.gpu.nvml import XidEvent
-from comfyui_exporter.gpu.xid import XidStore, XidWatcher
+from comfyui_exporter.gpu.source.errors import ErrorCounts
+from comfyui_exporter.gpu.source.nvml import XidEvent
+from comfyui_exporter.gpu.source.xid import XidStore, XidWatcher
 
 from .support import fake
 

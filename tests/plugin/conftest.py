@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from comfyui_exporter.plugin_install import install_plugin
+from comfyui_exporter.cli.plugin_install import install_plugin
 
 from .harness import ComfyWorld, StandIn
 

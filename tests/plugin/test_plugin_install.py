@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from comfyui_exporter.plugin_install import (
+from comfyui_exporter.cli.plugin_install import (
     PLUGIN_DIR_NAME,
     PluginInstallError,
     install_plugin,

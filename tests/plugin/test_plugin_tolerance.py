@@ -10,8 +10,8 @@ from typing import Any
 import requests
 from aiohttp import web
 
+from comfyui_exporter.cli.plugin_install import plugin_source
 from comfyui_exporter.comfyui_plugin.bootstrap import install
-from comfyui_exporter.plugin_install import plugin_source
 
 from .harness import ComfyWorld, graph
 from .test_plugin_tap import events, kinds

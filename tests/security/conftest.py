@@ -12,9 +12,9 @@ import bcrypt
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
-from comfyui_exporter.http_server import ExporterHTTPServer
-from comfyui_exporter.webconfig import WebConfigWatcher
-from comfyui_exporter.webserve import wrap_server
+from comfyui_exporter.exposition.http_server import ExporterHTTPServer
+from comfyui_exporter.exposition.webconfig import WebConfigWatcher
+from comfyui_exporter.exposition.webserve import wrap_server
 
 from .pki import PKI, make_pki
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from comfyui_exporter.exposition.webconfig import WebConfigWatcher
+from comfyui_exporter.exposition.webserve import aiohttp_middleware, aiohttp_ssl_context
 from comfyui_exporter.sim.testing import free_port
-from comfyui_exporter.webconfig import WebConfigWatcher
-from comfyui_exporter.webserve import aiohttp_middleware, aiohttp_ssl_context
 
 from .conftest import PASSWORD, tls_block, wait_for, write_config
 from .pki import PKI

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from comfyui_exporter import cli, config_file
-from comfyui_exporter.config import ConfigError, TLSOptions, build_instances, parse_listen
-from comfyui_exporter.config_file import load_config_file
+from comfyui_exporter.config import args as cli
+from comfyui_exporter.config import file as config_file
+from comfyui_exporter.config.file import load_config_file
+from comfyui_exporter.config.settings import ConfigError, TLSOptions, build_instances, parse_listen
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "deploy" / "comfyui-exporter.example.yml"
@@ -27,7 +28,7 @@ def example_dir(tmp_path: Path) -> Path:
 
 
 def parse(argv: list[str], environ: dict[str, str] | None = None) -> tuple[argparse.Namespace, tuple]:
-    """Exactly the integration described for cli.parse_config (see the report / docs)."""
+    """Exactly the integration described for config.args.parse_config (see the report / docs)."""
     parser = cli.build_parser()
     environ = environ or {}
     loaded = config_file.prepare(parser, argv, environ)

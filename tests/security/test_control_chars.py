@@ -14,12 +14,12 @@ import unicodedata
 import pytest
 import requests
 
-from comfyui_exporter.events import Outcome
-from comfyui_exporter.parsers import parse_history_item
+from comfyui_exporter.model.events import Outcome
+from comfyui_exporter.model.parsers import parse_history_item
+from comfyui_exporter.model.state import InstanceState
 from comfyui_exporter.sim.control import fault_graph
 from comfyui_exporter.sim.testing import running_sim
 from comfyui_exporter.sources.history import HistorySource
-from comfyui_exporter.state import InstanceState
 from tests.support.stack import running_exporter, wait_until
 
 NASTY = "\x1b[2J\x1b[31mred\r\nFAKE LOG LINE level=error\x07\x00\x7f\x9b\u202eevil\u2028"

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 def exporter_process(*args: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
     env = {**os.environ, "PYTHONPATH": str(REPO / "exporter")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "comfyui_exporter.cli", "--listen", f"127.0.0.1:{port}", "--no-gpu", *args],
+        [sys.executable, "-m", "comfyui_exporter", "--listen", f"127.0.0.1:{port}", "--no-gpu", *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env=env,

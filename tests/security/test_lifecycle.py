@@ -12,10 +12,10 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from comfyui_exporter.app import Exporter
-from comfyui_exporter.cli import parse_config
-from comfyui_exporter.lifecycle import apply_reload, make_reloader, plan_reload, run_until_stopped
+from comfyui_exporter.cli.lifecycle import apply_reload, make_reloader, plan_reload, run_until_stopped
+from comfyui_exporter.config.args import parse_config
 from comfyui_exporter.sim.testing import running_sim
+from comfyui_exporter.wiring.app import Exporter
 
 from .conftest import wait_for
 

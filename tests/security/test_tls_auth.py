@@ -11,7 +11,7 @@ import bcrypt
 import pytest
 import requests
 
-from comfyui_exporter.webconfig import WebConfigError, WebConfigWatcher
+from comfyui_exporter.exposition.webconfig import WebConfigError, WebConfigWatcher
 
 from .conftest import PASSWORD, tls_block, wait_for, write_config
 from .pki import PKI

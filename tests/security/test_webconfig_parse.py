@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from comfyui_exporter.webconfig import WebConfigError, load_web_config
-from comfyui_exporter.webconfig_parse import parse_go_duration
+from comfyui_exporter.config.web import parse_go_duration
+from comfyui_exporter.exposition.webconfig import WebConfigError, load_web_config
 
 from .pki import PKI
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from comfyui_exporter.sim.control import enqueue_bodies
+from comfyui_exporter.sim.prompts import enqueue_bodies
 from comfyui_exporter.sim.scenario import BUILTINS, draw_prompt, load_scenario
 from comfyui_exporter.sim.testing import running_sim
 

@@ -55,7 +55,7 @@ class ExporterProcess:
     def start(self) -> ExporterProcess:
         env = {**os.environ, "PYTHONPATH": str(REPO / "exporter"), **(self.env or {})}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "comfyui_exporter.cli", "--listen", f"127.0.0.1:{self.port}", *self.args],
+            [sys.executable, "-m", "comfyui_exporter", "--listen", f"127.0.0.1:{self.port}", *self.args],
             stdout=self.log,
             stderr=subprocess.STDOUT,
             env=env,

@@ -2,6 +2,6 @@
 
 from .collector import GpuCollector, build_gpu_collector
 from .mapping import ComfyDevice
-from .nvml import NvmlLike
+from .source.nvml import NvmlLike
 
 __all__ = ["ComfyDevice", "GpuCollector", "NvmlLike", "build_gpu_collector"]

@@ -26,7 +26,7 @@ from typing import Any
 import pynvml
 
 from .fake import CAPTURE_FORMAT, CAPTURE_VERSION
-from .nvml import DEVICE_FIELDS, ERROR_NAMES, NvmlLike, PynvmlNvml
+from .source.nvml import DEVICE_FIELDS, ERROR_NAMES, NvmlLike, PynvmlNvml
 
 
 def _error(exc: BaseException) -> dict[str, str]:

@@ -22,11 +22,11 @@ from dataclasses import replace
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .errors import ErrorCounts
 from .mapping import ComfyDevice, GpuMapping, Unmapped, map_devices
-from .nvml import CLOCK_EVENT_REASONS, NvmlLike, cuda_version_string, error_reason
-from .read import GpuReader, Snapshot
-from .xid import XidStore, XidWatcher
+from .source.errors import ErrorCounts
+from .source.nvml import CLOCK_EVENT_REASONS, NvmlLike, cuda_version_string, error_reason
+from .source.read import GpuReader, Snapshot
+from .source.xid import XidStore, XidWatcher
 
 log = logging.getLogger(__name__)
 
@@ -406,7 +406,7 @@ def build_gpu_collector(
         log.info("GPU metrics disabled (--no-gpu)")
         return GpuCollector(None, enabled=False, expected_gpus=expected_gpus, devices=devices)
     if nvml is None:
-        from .nvml import PynvmlNvml
+        from .source.nvml import PynvmlNvml
 
         nvml = PynvmlNvml()
     collector = GpuCollector(nvml, expected_gpus=expected_gpus, devices=devices)

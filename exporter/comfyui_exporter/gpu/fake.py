@@ -21,7 +21,7 @@ from typing import Any
 
 import pynvml
 
-from .nvml import MemoryInfo, Utilization, XidEvent, nvml_error
+from .source.nvml import MemoryInfo, Utilization, XidEvent, nvml_error
 
 CAPTURE_FORMAT = "comfyui-exporter-nvml-capture"
 CAPTURE_VERSION = 1

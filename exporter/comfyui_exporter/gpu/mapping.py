@@ -31,7 +31,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .read import KnownGpu
+from .source.read import KnownGpu
 
 # cudaMemGetInfo's total (what ComfyUI reports as vram_total) is a little below NVML's total because
 # of driver-reserved memory (RTX 4090: 25393692672 vs 25757220864, 0.986). A MIG slice is far below.

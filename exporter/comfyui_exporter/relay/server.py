@@ -21,8 +21,8 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
-from ..webconfig import WebConfigError, WebConfigWatcher
-from ..webserve import aiohttp_middleware, aiohttp_ssl_context
+from ..exposition.webconfig import WebConfigError, WebConfigWatcher
+from ..exposition.webserve import aiohttp_middleware, aiohttp_ssl_context
 from .config import ConfigError, RelayConfig, TargetConfig, load_config
 from .delivery import Pending, TargetWorker, new_id
 from .failures import FailureLookup

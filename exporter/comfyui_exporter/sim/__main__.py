@@ -8,7 +8,8 @@ import contextlib
 import signal
 import sys
 
-from .runtime import SimOptions, SimServer
+from .instance import SimOptions
+from .runtime import SimServer
 from .scenario import ScenarioDriver, load_scenario
 from .sysinfo import DeviceOptions
 

@@ -17,7 +17,7 @@ from aiohttp import web
 from .ledger import route_key
 
 if TYPE_CHECKING:
-    from .runtime import SimServer
+    from .host import SimHost
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SERVER_ERROR_TEXT = "500 Internal Server Error\n\nServer got itself in trouble"
@@ -48,7 +48,7 @@ def _oversize(resp: web.StreamResponse, size: int) -> web.Response:
     return web.Response(status=resp.status, body=body, content_type="application/json", charset="utf-8")
 
 
-def sim_middleware(sim: SimServer) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def sim_middleware(sim: SimHost) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
     """Build the middleware bound to the simulator's persistent ledger."""
 
     @web.middleware

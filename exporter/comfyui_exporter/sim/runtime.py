@@ -1,142 +1,43 @@
-"""Process lifecycle: one ``Instance`` per simulated ComfyUI process, owned by a ``SimServer``.
+"""Wiring: the ``SimServer`` that owns the listener, and the aiohttp app it serves.
 
 A simulated restart must look like a real one from outside (listener closed, sockets dropped,
 queue/history/``number`` gone), while the simulator's own ground truth (outcomes, stats, faults,
-the scenario driver) keeps running. So everything ComfyUI keeps in memory lives in ``Instance``
-and is thrown away on restart; everything else lives in ``SimServer``.
+the scenario driver) keeps running. So everything ComfyUI keeps in memory lives in an ``Instance``
+(``instance``) and is thrown away on restart; everything else lives in ``SimServer``. Assembling
+the app here, not in the handler modules, is what lets those modules see the server only through
+the ``host.SimHost`` protocol: this module imports them, never the other way round.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import random
-import time
-import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from .executor import Executor
-from .graphs import validate_prompt
-from .hub import Hub
+from .control import add_control_routes
+from .instance import Instance, SimOptions
 from .ledger import Faults, Outcomes, Stats
-from .nodes import build_node_classes
-from .queue import PromptQueue
-from .sysinfo import DeviceOptions
-
-SENSITIVE_EXTRA_DATA_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")
-LOG_RING = 300
+from .middleware import sim_middleware
+from .prefill import prefill_history
+from .server import add_comfy_routes
 
 
-@dataclass
-class SimOptions:
-    """Command-line options of the simulator."""
-
-    host: str = "127.0.0.1"
-    port: int = 8188
-    scenario: str | None = None
-    no_jobs_api: bool = False
-    jobs_cancelled: bool = False
-    seed: int | None = None
-    prefill_history: int = 0
-    checkpoints: list[str] = field(default_factory=list)
-    device: DeviceOptions = field(default_factory=DeviceOptions)
-    step_seconds: float = 0.02
-
-
-class Instance:
-    """Everything one ComfyUI process holds in memory."""
-
-    def __init__(self, opts: SimOptions, outcomes: Outcomes, rng: random.Random) -> None:
-        self.opts = opts
-        self.rng = rng
-        self.started_at = time.time()
-        self.hub = Hub()
-        self.queue = PromptQueue(on_change=self._queue_updated)
-        self.classes = build_node_classes(opts.checkpoints)
-        self.executor = Executor(
-            self.queue, self.hub, self.classes, self._finished, opts.step_seconds, log=self.log
-        )
-        self.outcomes = outcomes
-        self.logs: list[dict[str, str]] = []
-        self._log_size_sent: set[str] = set()
-
-    async def start(self) -> None:
-        self.hub.start()
-        self.executor.start()
-        self.log("Starting server\n")
-
-    async def stop(self) -> None:
-        await self.executor.stop()
-        await self.hub.stop()
-
-    def _queue_updated(self) -> None:
-        self.hub.send_sync("status", self.queue_info(), None)
-
-    def queue_info(self) -> dict[str, Any]:
-        return {"status": {"exec_info": {"queue_remaining": self.queue.remaining()}}}
-
-    def _finished(self, outcome: str) -> None:
-        self.outcomes.record(outcome)
-        seconds = getattr(self.executor, "last_execution_seconds", 0.0)
-        self.log(f"Prompt executed in {seconds:.2f} seconds\n")
-
-    # -- log stream (``/internal/logs``) -------------------------------------------------------
-    def log(self, message: str) -> None:
-        """Append a server log line; subscribed sockets get it as a ``logs`` event."""
-        entry = {"t": datetime.datetime.now().isoformat(), "m": message}
-        self.logs.append(entry)
-        if len(self.logs) > LOG_RING:
-            del self.logs[: len(self.logs) - LOG_RING]
-        for sid in list(self.hub.log_subscribers):
-            # the terminal size is only sent when it "changed", i.e. with a subscriber's first entry
-            size = None if sid in self._log_size_sent else {"cols": 80, "rows": 24}
-            self._log_size_sent.add(sid)
-            self.hub.send_sync("logs", {"entries": [entry], "size": size}, sid)
-
-    # -- POST /prompt ---------------------------------------------------------------------------
-    def submit(self, body: Any) -> tuple[int, dict[str, Any]]:
-        """The body of ComfyUI's ``post_prompt``: returns ``(http_status, json_body)``."""
-        self.log("got prompt\n")
-        if isinstance(body, dict) and "number" in body:
-            number: Any = float(body["number"])
-        else:
-            front = isinstance(body, dict) and "front" in body and bool(body["front"])
-            number = self.queue.next_number(front)
-        if not isinstance(body, dict) or "prompt" not in body:
-            error = {
-                "type": "no_prompt",
-                "message": "No prompt provided",
-                "details": "No prompt provided",
-                "extra_info": {},
-            }
-            return 400, {"error": error, "node_errors": {}}
-        prompt = body["prompt"]
-        if not isinstance(prompt, dict):
-            raise TypeError("prompt must be an object")  # ComfyUI crashes here too -> HTTP 500
-        prompt_id = str(body.get("prompt_id", uuid.uuid4()))
-        ok, error, outputs, node_errors = validate_prompt(
-            prompt, self.classes, body.get("partial_execution_targets")
-        )
-        extra_data = body.get("extra_data", {})
-        if not isinstance(extra_data, dict):
-            extra_data = {}
-        if "client_id" in body:
-            extra_data["client_id"] = body["client_id"]
-        if not ok:
-            self.log(f"invalid prompt: {error}\n")
-            return 400, {"error": error, "node_errors": node_errors}
-        sensitive = {k: extra_data.pop(k) for k in SENSITIVE_EXTRA_DATA_KEYS if k in extra_data}
-        extra_data["create_time"] = int(time.time() * 1000)
-        self.queue.put((number, prompt_id, prompt, extra_data, outputs, sensitive))
-        return 200, {"prompt_id": prompt_id, "number": number, "node_errors": node_errors}
+def build_app(sim: SimServer) -> web.Application:
+    """Create the aiohttp application for one server lifetime (a restart gets a fresh one)."""
+    app = web.Application(middlewares=[sim_middleware(sim)], client_max_size=100 * 1024 * 1024)
+    add_comfy_routes(app, sim)
+    add_control_routes(app, sim)
+    return app
 
 
 class SimServer:
-    """The simulator process: serves one Instance at a time and restarts it on request."""
+    """The simulator process: serves one Instance at a time and restarts it on request.
+
+    Handlers get it as a ``host.SimHost``; keep the two in step when adding what they may use.
+    """
 
     def __init__(self, opts: SimOptions) -> None:
         self.opts = opts
@@ -155,9 +56,6 @@ class SimServer:
 
     async def start(self) -> None:
         """Start a fresh Instance and listen (the port is reused across restarts)."""
-        from .prefill import prefill_history
-        from .server import build_app
-
         self.instance = Instance(self.opts, self.outcomes, self.rng)
         if self.opts.prefill_history:
             prefill_history(self.instance.queue, self.opts.prefill_history, self.rng)

@@ -17,10 +17,10 @@ import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .control import enqueue_bodies
+from .prompts import enqueue_bodies
 
 if TYPE_CHECKING:
-    from .runtime import SimServer
+    from .host import SimHost
 
 BUILTINS: dict[str, dict[str, Any]] = {
     "idle": {"rate": 0.0},
@@ -126,9 +126,9 @@ def draw_prompt(scn: dict[str, Any], rng: random.Random) -> dict[str, Any]:
 
 
 class ScenarioDriver:
-    """Runs a scenario against a SimServer until cancelled (or ``duration`` elapses)."""
+    """Runs a scenario against the simulator until cancelled (or ``duration`` elapses)."""
 
-    def __init__(self, sim: SimServer, scenario: dict[str, Any], rate: float | None = None) -> None:
+    def __init__(self, sim: SimHost, scenario: dict[str, Any], rate: float | None = None) -> None:
         self.sim = sim
         self.scn = scenario
         self.rate = float(rate if rate is not None else scenario.get("rate", 0.0))

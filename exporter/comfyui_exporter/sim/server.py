@@ -1,6 +1,6 @@
 """ComfyUI 0.8.0's HTTP and websocket routes, each also registered under ``/api``.
 
-Handlers read the *current* Instance from the SimServer on every request, so the same route
+Handlers read the *current* Instance from the simulator process on every request, so the same route
 table serves whichever simulated process is alive. Status codes, content types and bodies follow
 the recordings (e.g. empty 200 bodies for POST /queue, /interrupt, /free, /history; ``{}`` for an
 unknown history id; 404 ``{"error": "Job not found"}``).
@@ -16,18 +16,16 @@ import aiohttp
 from aiohttp import web
 
 from . import jobs as jobs_api
-from .control import add_control_routes
 from .hub import SERVER_FEATURES
-from .middleware import sim_middleware
 from .sysinfo import system_stats
 
 if TYPE_CHECKING:
-    from .runtime import Instance, SimServer
+    from .host import SimHost
+    from .instance import Instance
 
 
-def build_app(sim: SimServer) -> web.Application:
-    """Create the aiohttp application for one server lifetime."""
-    app = web.Application(middlewares=[sim_middleware(sim)], client_max_size=100 * 1024 * 1024)
+def add_comfy_routes(app: web.Application, sim: SimHost) -> None:
+    """Register ComfyUI's routes on ``app``, bound to whichever Instance ``sim`` holds per request."""
     routes = web.RouteTableDef()
 
     def inst() -> Instance:
@@ -194,8 +192,6 @@ def build_app(sim: SimServer) -> web.Application:
         assert isinstance(route, web.RouteDef)
         app.router.add_route(route.method, route.path, route.handler)
         app.router.add_route(route.method, "/api" + route.path, route.handler)
-    add_control_routes(app, sim)
-    return app
 
 
 def _node_info(cls: Any) -> dict[str, Any]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from ..comfyui_client import ComfyUIClient, PayloadError
-from ..events import Event, MalformedMessage
-from ..history_tracker import HistoryTracker
-from ..parsers import MalformedError, parse_history, parse_history_item
+from ..model.events import Event, MalformedMessage
+from ..model.history_tracker import HistoryTracker
+from ..model.parsers import MalformedError, parse_history, parse_history_item
+from .client import ComfyUIClient, PayloadError
 
 log = logging.getLogger(__name__)
 

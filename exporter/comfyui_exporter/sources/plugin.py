@@ -12,9 +12,9 @@ import logging
 import threading
 from collections.abc import Callable
 
-from ..comfyui_client import make_session
-from ..config import InstanceConfig
-from ..events import (
+from ..config.settings import InstanceConfig
+from ..model import plugin_records as ps
+from ..model.events import (
     Event,
     NodeExecuted,
     PluginState,
@@ -23,8 +23,9 @@ from ..events import (
     PromptStarted,
     VramGuardTripped,
 )
-from ..parsers import clean_id, clean_text
-from . import plugin_stream as ps
+from ..model.parsers import clean_id, clean_text
+from .client import make_session
+from .plugin_stream import PluginStreamClient
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class PluginSource:
         clock: Callable[[], float],
         token: str | None = None,
     ) -> None:
-        self.client = ps.PluginStreamClient(instance.url, token=token, session=make_session(instance))
+        self.client = PluginStreamClient(instance.url, token=token, session=make_session(instance))
         self._name = instance.name
         self._emit = emit
         self._on_change = on_change

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from ..comfyui_client import ComfyUIClient, PayloadError, RequestFailed
-from ..events import Event, MalformedMessage
-from ..parsers import MalformedError, parse_jobs_queue, parse_queue
+from ..model.events import Event, MalformedMessage
+from ..model.parsers import MalformedError, parse_jobs_queue, parse_queue
+from .client import ComfyUIClient, PayloadError, RequestFailed
 
 log = logging.getLogger(__name__)
 

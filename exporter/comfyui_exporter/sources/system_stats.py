@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from ..comfyui_client import ComfyUIClient, PayloadError
-from ..events import Event, MalformedMessage
-from ..parsers import MalformedError, parse_system_stats
+from ..model.events import Event, MalformedMessage
+from ..model.parsers import MalformedError, parse_system_stats
+from .client import ComfyUIClient, PayloadError
 
 log = logging.getLogger(__name__)
 

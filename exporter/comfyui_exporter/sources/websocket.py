@@ -19,9 +19,9 @@ from collections.abc import Callable
 from websockets.exceptions import InvalidHandshake, WebSocketException
 from websockets.sync.client import connect
 
-from ..config import InstanceConfig
-from ..events import Event, MalformedMessage, WebsocketState
-from ..parsers import MalformedError, parse_ws_text
+from ..config.settings import InstanceConfig
+from ..model.events import Event, MalformedMessage, WebsocketState
+from ..model.parsers import MalformedError, parse_ws_text
 
 log = logging.getLogger(__name__)
 
