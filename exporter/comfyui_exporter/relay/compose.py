@@ -20,6 +20,7 @@ from .fit import cut_to_fit, split_to_fit
 from .payload import Payload
 from .render import Message, Renderer
 from .robots import Part, Robot
+from .views import LEVELS
 
 TRUNCATED = "\n\n…(truncated / 已截断)"
 FIELD_LIMITS = (None, 2000, 500, 160)  # characters of summary/description, tried in this order
@@ -163,19 +164,38 @@ def compose_single(
 
 
 def compose_merged(
-    payloads: Sequence[Payload], target: TargetConfig, robot: Robot, renderer: Renderer, ref: str
+    payloads: Sequence[Payload],
+    target: TargetConfig,
+    robot: Robot,
+    renderer: Renderer,
+    ref: str,
+    failures: Sequence[dict[str, FailureDetail]] | None = None,
+    rate_limited: bool = True,
 ) -> list[Part]:
-    """One part for several notifications folded together while the rate limit is exhausted."""
+    """One part for several notifications folded together while the rate limit is exhausted.
+
+    Every alert is listed with its full detail if that fits; else the lines of :data:`.views.DROP_ORDER`
+    are cut, least important first and for every alert alike, until it fits; only if even the most
+    compact listing is too big are the last alerts left out (counted; all are in the journal).
+    """
     tone = _tone(payloads, merged=True)
     mention = any(p.critical for p in payloads) and target.mention.configured
 
-    def part_for(max_items: int | None) -> Part:
-        msg = renderer.merged(payloads, target, ref, max_items)
+    def part_for(max_items: int | None, level: int) -> Part:
+        msg = renderer.merged(
+            payloads, target, ref, max_items, failures=failures, level=level, rate_limited=rate_limited
+        )
         return Part(msg.title, msg.text, tone, mention)
 
-    part = part_for(None)
+    part = part_for(None, 0)
     if not robot.fits(part):
-        total = sum(len(p.alerts) for p in payloads)
-        k = _largest(0, total, lambda k: robot.fits(part_for(k)))
-        part = part_for(k) if k is not None else _truncate_last([part_for(0)], robot)[0]
+        level = _largest(0, LEVELS - 1, lambda lv: not robot.fits(part_for(None, lv)))
+        level = 0 if level is None else level + 1  # the first level that fits (fits is monotone)
+        if level < LEVELS:
+            part = part_for(None, level)
+        else:
+            total = sum(len(p.alerts) for p in payloads)
+            compact = LEVELS - 1
+            k = _largest(0, total, lambda k: robot.fits(part_for(k, compact)))
+            part = part_for(k, compact) if k is not None else _truncate_last([part_for(0, compact)], robot)[0]
     return _with_mention([part], robot, part.title, mention)

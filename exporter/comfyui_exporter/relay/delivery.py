@@ -170,7 +170,7 @@ class TargetWorker:
             while self._queue:
                 slot = await self.limiter.acquire()
                 assert slot is not None
-                batch = self._take_batch()
+                batch = self._take_batch(self.limiter.available())
                 if not batch:
                     slot.cancel()
                     break
@@ -189,10 +189,15 @@ class TargetWorker:
                         Result(503, "undelivered", "internal", type(exc).__name__),
                     )
 
-    def _take_batch(self) -> list[Pending]:
-        """Everything queued with time left; items at their deadline stay for their handler to settle."""
+    def _take_batch(self, spare: int) -> list[Pending]:
+        """What the slot just acquired sends: the oldest notification alone while the robot's allowance
+        has ``spare`` tokens beyond this one, else everything queued, merged (rate-limited).
+
+        Items at their deadline stay for their handler to settle.
+        """
         now = self._clock()
-        batch = [p for p in self._queue if p.state is State.QUEUED and p.deadline - now > _MIN_ATTEMPT]
+        ready = [p for p in self._queue if p.state is State.QUEUED and p.deadline - now > _MIN_ATTEMPT]
+        batch = ready[:1] if spare >= 1 else ready
         self._queue = [p for p in self._queue if p.state is State.QUEUED and p not in batch]
         for p in batch:
             p.state = State.INFLIGHT
@@ -205,7 +210,14 @@ class TargetWorker:
         # Rendering a group of hundreds of alerts takes a few hundred ms of CPU: keep the loop free.
         if merged:
             parts = await asyncio.to_thread(
-                compose_merged, [p.payload for p in batch], self.target, self.robot, self.renderer, ref
+                compose_merged,
+                [p.payload for p in batch],
+                self.target,
+                self.robot,
+                self.renderer,
+                ref,
+                [p.failures for p in batch],
+                True,  # merging happens only when the allowance is spent (see _take_batch)
             )
         else:
             parts = await asyncio.to_thread(
