@@ -150,7 +150,7 @@ async def test_merged_message_cuts_least_important_lines_first_within_each_robot
             "journal": {"path": str(tmp_path / "j")},
             "targets": {"t": {"type": kind, "url_file": str(tmp_path / "url")}},
         },
-        {"T": "token"},
+        {"T": "details-test-bearer-0f3a9c"},
     ).targets["t"]
     robot, renderer = make_robot(target), Renderer()
     levels_seen: set[int] = set()

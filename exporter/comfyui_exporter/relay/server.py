@@ -30,7 +30,7 @@ from .journal import Journal
 from .metrics import RelayMetrics
 from .payload import PayloadError, parse_payload
 from .ratelimit import RateLimiter
-from .redact import REDACTOR, install_log_redaction
+from .redact import REDACTOR, install_log_redaction, redacted_url
 from .render import Renderer
 from .robots import make_robot
 
@@ -143,7 +143,9 @@ class Relay:
             "relay listening on %s:%s with targets %s",
             sockname[0],
             sockname[1],
-            ", ".join(f"{t.name} ({t.type})" for t in self.config.targets.values()),
+            ", ".join(
+                f"{t.name} ({t.type} {redacted_url(t.url.reveal())})" for t in self.config.targets.values()
+            ),
         )
         return str(sockname[0]), int(sockname[1])
 
