@@ -88,6 +88,7 @@ class DeliveryConfig:
     backoff_initial_seconds: float = 0.25
     backoff_max_seconds: float = 2.0
     max_parts: int = 3  # a notification too big for one robot message is split into at most this many
+    duplicate_window_seconds: float = 600.0  # see dedup.py; 0 turns idempotency off; < repeat_interval
 
 
 @dataclass(frozen=True)
@@ -315,8 +316,15 @@ def parse_config(
         backoff_initial_seconds=d.number("backoff_initial_seconds", 0.25, 0.01),
         backoff_max_seconds=d.number("backoff_max_seconds", 2.0, 0.01),
         max_parts=d.number("max_parts", 3, 1, integer=True),
+        duplicate_window_seconds=d.number("duplicate_window_seconds", 600.0, 0.0),
     )
     d.finish()
+    if delivery.duplicate_window_seconds > 3600:
+        raise ConfigError(
+            "delivery.duplicate_window_seconds",
+            "must be <= 3600 and shorter than Alertmanager's repeat_interval (a repeat reminder must "
+            "not be taken for a duplicate)",
+        )
     if delivery.max_parts > 10:
         raise ConfigError("delivery.max_parts", "must be <= 10")
     tz = _timezone(top.str("timezone", "UTC") or "UTC", "timezone")

@@ -28,6 +28,7 @@ import aiohttp
 
 from .compose import compose_merged, compose_single
 from .config import DeliveryConfig, TargetConfig
+from .dedup import DeliveredIndex
 from .failures import FailureDetail
 from .journal import Journal
 from .metrics import RelayMetrics
@@ -69,6 +70,7 @@ class Pending:
     received: float
     deadline: float
     failures: dict[str, FailureDetail] = field(default_factory=dict)
+    dedup_key: str = ""
     state: State = State.QUEUED
     future: asyncio.Future[Result] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -100,6 +102,7 @@ class TargetWorker:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._partial: dict[str, float] = {}  # parts already delivered of a split message that then failed
+        self.delivered: DeliveredIndex | None = None  # set by the relay: idempotency (dedup.py)
         metrics.init_target(target.name)
 
     @property
@@ -359,8 +362,12 @@ class TargetWorker:
                 seconds=seconds,
                 alerts=[a.fingerprint or a.name for a in p.payload.alerts],
             )
+            if result.http_status == 200 and p.dedup_key:
+                fields["dedup_key"] = p.dedup_key  # the restart-proof memory of dedup.py
             if result.http_status == 200:
                 self.journal.write("delivered", **fields)
+                if p.dedup_key and self.delivered is not None:
+                    self.delivered.add(p.dedup_key, result.ref, result.message_ids)
                 self.metrics.delivery_seconds.labels(self.name).observe(now - p.received)
                 if result.merged_with:
                     self.metrics.merged.labels(self.name).inc()
