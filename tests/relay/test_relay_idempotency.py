@@ -157,3 +157,19 @@ async def test_kill_9_after_delivery_before_the_answer_then_retry_is_one_message
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+
+
+async def test_parts_accepted_before_a_restart_are_not_sent_again(tmp_path: Path) -> None:
+    async with FakeRobots(rate_window_scale=0.05) as robots:
+        target = {"w": {"type": "wecom", "robot": {"key": "wecomidem-key-000111222"}}}
+        body = payload(alert(description="显存不足🔥" * 700, fingerprint="fp-split-restart"))
+        async with harness(tmp_path, target, robots=robots, scale=0.05) as h:
+            url = h.relay.config.targets["w"].url.reveal()
+            robots.inject(url, 0, "ok")
+            robots.inject(url, 40058, "markdown.content exceed max length 4096")
+            assert (await h.post("w", body))[0] == 500
+        async with harness(tmp_path, target, robots=robots, scale=0.05) as h:
+            status, answer = await h.post("w", body)
+            assert status == 200 and answer["status"] == "delivered", answer
+        numbered = [r.text for r in robots.accepted() if r.text.startswith("(")]
+        assert len(numbered) == 3 and sum(1 for t in numbered if t.startswith("(1/")) == 1, numbered

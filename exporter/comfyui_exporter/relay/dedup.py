@@ -19,7 +19,8 @@ shipped), because a repeat reminder is, by identity, the same notification and m
 Only a notification delivered **completely** is remembered: one whose robot refused a part is answered
 5xx and delivered on Alertmanager's retry (parts already accepted are not sent twice, see delivery).
 Delivered identities are kept in the journal (``dedup_key`` of ``delivered`` records), so a restart,
-even a kill -9 right after the robot's OK, does not forget them.
+even a kill -9 right after the robot's OK, does not forget them; so are the parts of a split message
+that the robot accepted before it refused a later one (``part_delivered``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from .payload import Payload
 log = logging.getLogger(__name__)
 DEFAULT_WINDOW = 600.0
 _MARK = '"event":"delivered"'
+_PART = '"event":"part_delivered"'
 
 
 def dedup_key(target: str, payload: Payload) -> str:
@@ -68,6 +70,7 @@ class DeliveredIndex:
         self.window = window
         self._clock = clock
         self._seen: dict[str, Delivered] = {}
+        self.parts: dict[str, dict[str, float]] = {}  # target -> {part_key: wall time}, from load()
 
     @property
     def enabled(self) -> bool:
@@ -100,15 +103,18 @@ class DeliveredIndex:
                 continue
             with fh:
                 for line in fh:
-                    if _MARK not in line or '"dedup_key"' not in line:
+                    part = _PART in line
+                    if not part and (_MARK not in line or '"dedup_key"' not in line):
                         continue
                     try:
                         record = json.loads(line)
                         at = datetime.fromisoformat(record["ts"]).timestamp()
-                        key = str(record["dedup_key"])
+                        key = str(record["part_key" if part else "dedup_key"])
                     except (ValueError, KeyError, TypeError):
                         continue  # a torn last line after a crash, or a foreign record
-                    if key and now - at < self.window:
+                    if part:
+                        self.parts.setdefault(str(record.get("target", "")), {})[key] = at
+                    elif key and now - at < self.window:
                         self.add(key, str(record.get("ref", "")), record.get("messages") or (), at)
                         loaded += 1
         if loaded:

@@ -39,6 +39,7 @@ from .robots import Outcome, Part, Robot, SendResult
 
 log = logging.getLogger(__name__)
 _MIN_ATTEMPT = 0.05  # do not start a request with less time than this before the deadline
+PART_MEMORY = 900.0  # seconds a delivered part of an unfinished split message is not sent again
 
 
 class State(enum.Enum):
@@ -258,7 +259,9 @@ class TargetWorker:
             sent.append(f"{ref}/{index}")
             self.metrics.messages.labels(self.name).inc()
             if key:
-                self._partial[key] = self._clock() + 900.0
+                self._partial[key] = self._clock() + PART_MEMORY
+                # on disk too, so that the retry after a restart does not resend this part
+                self.journal.write("part_delivered", target=self.name, ref=ref, part=index, part_key=key)
         if slot is not None:
             slot.cancel()
         if result.ok:
@@ -290,6 +293,13 @@ class TargetWorker:
                 attempts,
             )
         self._settle(batch, outcome)
+
+    def remember_parts(self, ages: dict[str, float]) -> None:
+        """Parts delivered before a restart (``{part_key: seconds ago}``, from the journal)."""
+        now = self._clock()
+        for key, age in ages.items():
+            if age < PART_MEMORY:
+                self._partial[key] = now + PART_MEMORY - age
 
     def _part_key(self, part: Part) -> str:
         now = self._clock()

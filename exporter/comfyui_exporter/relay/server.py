@@ -130,6 +130,8 @@ class Relay:
         self.delivered.load(self.journal.path)
         for target in self.config.targets.values():
             self.workers[target.name] = worker = self._worker(target, self.config)
+            parts = self.delivered.parts.get(target.name, {})
+            worker.remember_parts({k: self._wall_clock() - at for k, at in parts.items()})
             worker.start()
         self._runner = web.AppRunner(self.app, handle_signals=False)
         await self._runner.setup()
