@@ -126,17 +126,16 @@ def alert_view(
         if detail.exception_type and message
         else (detail.exception_type or message)
     )
-    links = [
-        {"kind": kind, "url": url}
-        for kind, url, key in (
-            ("failures", detail.failures_url, "failures_link"),
-            ("runbook", ann.get("runbook_url") or common.get("runbook_url", ""), "runbook_link"),
-            ("silence", silence, "silence_link"),
-            ("dashboard", ann.get("dashboard_url") or common.get("dashboard_url", ""), "dashboard_link"),
-            ("graph", alert.generator_url, "graph_link"),
-        )
-        if url and key not in cut
-    ]
+    links: list[dict[str, str]] = []
+    for kind, url, key in (
+        ("failures", detail.failures_url, "failures_link"),
+        ("runbook", ann.get("runbook_url") or common.get("runbook_url", ""), "runbook_link"),
+        ("silence", silence, "silence_link"),
+        ("dashboard", ann.get("dashboard_url") or common.get("dashboard_url", ""), "dashboard_link"),
+        ("graph", alert.generator_url, "graph_link"),
+    ):
+        if url and key not in cut and all(link["url"] != url for link in links):
+            links.append({"kind": kind, "url": url})  # one link per URL (event alerts: graph = failures)
     total = len(detail.prompt_ids)
     try:
         count = int(detail.count) if detail.count else total
