@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
 from ..exposition.webconfig import WebConfigError, WebConfigWatcher
 from ..exposition.webserve import aiohttp_middleware, aiohttp_ssl_context
+from .access import RelayAccessLogger
 from .config import ConfigError, RelayConfig, TargetConfig, load_config
 from .dedup import DeliveredIndex, dedup_key
 from .delivery import Pending, Result, TargetWorker, new_id
@@ -133,7 +134,7 @@ class Relay:
             parts = self.delivered.parts.get(target.name, {})
             worker.remember_parts({k: self._wall_clock() - at for k, at in parts.items()})
             worker.start()
-        self._runner = web.AppRunner(self.app, handle_signals=False)
+        self._runner = web.AppRunner(self.app, handle_signals=False, access_log_class=RelayAccessLogger)
         await self._runner.setup()
         bind_host = host if host is not None else self.config.listen_host
         site = web.TCPSite(
