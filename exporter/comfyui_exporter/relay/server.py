@@ -156,6 +156,10 @@ class Relay:
                 f"{t.name} ({t.type} {redacted_url(t.url.reveal())})" for t in self.config.targets.values()
             ),
         )
+        for name, why in sorted(self.config.disabled_targets.items()):
+            log.warning("target %s is disabled (optional, %s); its notifications are refused", name, why)
+        if not self.config.targets:
+            log.warning("no robot target is enabled: notifications are only journaled (POST /journal)")
         return str(sockname[0]), int(sockname[1])
 
     async def stop(self) -> None:
@@ -264,7 +268,13 @@ class Relay:
         name = request.match_info["target"]
         worker = self.workers.get(name)
         if worker is None:
-            return self._reject(request, 404, "unknown_target", f"no target named {name!r}", body)
+            why = self.config.disabled_targets.get(name)
+            detail = (
+                f"target {name!r} is disabled ({why}; optional: true): give it a URL and reload"
+                if why
+                else f"no target named {name!r}"
+            )
+            return self._reject(request, 404, "unknown_target", detail, body)
         try:
             payload = parse_payload(body)
         except PayloadError as exc:
