@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from relay_am import alertmanager, alertmanager_binary, am_alert, wait_for
-from relay_helpers import captured, harness
+from relay_helpers import captured, harness, metric_value
 
 from comfyui_exporter.relay.payload import parse_payload
 
@@ -99,3 +99,29 @@ async def test_robot_outage_makes_alertmanager_retry_until_delivered(tmp_path: P
             f"\noutage: {len(failed)} answers 503 over {outage:.1f}s, delivered {recovered:.1f}s after the "
             f"robot came back; Alertmanager counted {failed_requests:.0f} failed webhook requests"
         )
+
+
+async def test_two_alertmanagers_in_split_brain_page_once(tmp_path: Path) -> None:
+    """Two Alertmanagers that cannot see each other (no cluster: a partition) both notify the relay of
+    the same alert: the robot gets one message, the second is answered 200 as a duplicate (#15.2)."""
+    async with harness(tmp_path, {"d": {"type": "dingtalk"}}) as h:
+        token_file = tmp_path / "secrets" / "relay_token"
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        alert = am_alert("ComfyUIOutOfMemory", error_type="oom")  # one alert, one startsAt, to both
+        async with (
+            alertmanager(tmp_path / "a", h.url, token_file, ["d"]) as am_a,
+            alertmanager(tmp_path / "b", h.url, token_file, ["d"]) as am_b,
+        ):
+            await am_a.post_alerts([alert])
+            await am_b.post_alerts([alert])
+            await wait_for(lambda: len(h.events("duplicate")) >= 1, 15, "the second peer's notification")
+            sent_a = await am_a.metric("alertmanager_notifications_total", integration="webhook")
+            sent_b = await am_b.metric("alertmanager_notifications_total", integration="webhook")
+        assert sent_a >= 1 and sent_b >= 1  # both really notified
+        assert len(h.robots.accepted()) == 1, [r.text for r in h.robots.accepted()]
+        assert len(h.events("delivered")) == 1
+        dups = metric_value(
+            await h.metrics(), "comfyui_alert_relay_duplicate_notifications_total", target="d"
+        )
+        assert dups >= 1
