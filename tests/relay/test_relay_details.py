@@ -227,3 +227,20 @@ async def test_failure_detail_only_for_the_alert_it_belongs_to(tmp_path: Path) -
             assert "p-oom" in oom_block
     finally:
         await runner.cleanup()
+
+
+async def test_merged_for_a_slow_robot_does_not_claim_rate_limiting(tmp_path: Path) -> None:
+    """Tokens are left, but the robot takes 0.4 s per message and the deadline is 1 s: the waiting
+    notifications are merged before their deadline, and the message does not say "rate-limited"."""
+    fast = {"deadline_seconds": 1.0, "attempt_timeout_seconds": 0.9}
+    async with harness(tmp_path, {"d": {"type": "dingtalk", "language": "en"}}, delivery=fast) as h:
+        h.robots.latency = 0.4
+        results = await asyncio.gather(*(h.post("d", body) for body in _burst(4)))
+        assert [s for s, _ in results] == [200] * 4, results
+        messages = [r.text for r in h.robots.accepted()]
+        merged = [t for t in messages if "Merged" in t or "merged" in t]
+        assert merged and len(messages) < 4, messages
+        assert all("Rate-limited" not in t and "rate limit" not in t for t in merged), merged
+        assert sum(1 for i in range(4) if any(_full_detail(t, i) for t in messages)) == 4
+        sending = [r for r in h.events("sending") if r["merged"]]
+        assert sending and not any(r["rate_limited"] for r in sending)

@@ -114,6 +114,7 @@ class FakeRobots:
         self.received: list[Received] = []
         self.outage: int | str | None = None  # HTTP status to answer, "hang", or None (up)
         self.on_request: Callable[[Received], None] | None = None  # called before each answer
+        self.latency = 0.0  # seconds every request waits before it is handled (a slow robot)
         self._release = asyncio.Event()  # ends "hang" outages (on up() and close())
         self.base_url = ""
         self._runner: web.AppRunner | None = None
@@ -231,6 +232,8 @@ class FakeRobots:
         )
 
     async def _outage(self) -> web.Response | None:
+        if self.latency:
+            await asyncio.sleep(self.latency)
         if self.outage == "hang":
             await self._release.wait()
             return web.Response(status=503, text="robot was hanging (fake outage)")
