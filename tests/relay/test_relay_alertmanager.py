@@ -125,3 +125,26 @@ async def test_two_alertmanagers_in_split_brain_page_once(tmp_path: Path) -> Non
             await h.metrics(), "comfyui_alert_relay_duplicate_notifications_total", target="d"
         )
         assert dups >= 1
+
+
+async def test_event_alert_through_the_real_alertmanager_shows_exception_and_prompt(tmp_path: Path) -> None:
+    """The exporter's event alert (#13) as Alertmanager's API takes it; the robot message shows its
+    exception, node type, prompt id and its own failures link."""
+    async with harness(tmp_path, {"d": {"type": "dingtalk", "language": "en"}}) as h:
+        async with alertmanager(tmp_path, h.url, tmp_path / "secrets" / "relay_token", ["d"]) as am:
+            event = am_alert("ComfyUIPromptFailed", error_type="oom", node_type="KSampler")
+            event["annotations"].update(
+                summary="Prompt failed on gpu-box-1: oom",
+                description="A prompt on gpu-box-1 failed in KSampler (node 3).",
+                exception_type="torch.OutOfMemoryError",
+                exception_message="CUDA out of memory. Tried to allocate 2.00 GiB",
+                prompt_id="0b7e6c1a-2f9d-4e2b-8c1d-5a6f7e8d9c0b",
+                node_id="3",
+                failures_url="http://exporter.studio.lan:9188/failures?comfyui=gpu-box-1",
+            )
+            await am.post_alerts([event])
+            await wait_for(lambda: bool(h.robots.accepted()), 10, "the event alert's message")
+        text = h.robots.accepted()[0].text
+        assert "Failed node: KSampler — torch.OutOfMemoryError: CUDA out of memory. Tried to allocate" in text
+        assert "Prompt: 0b7e6c1a-2f9d-4e2b-8c1d-5a6f7e8d9c0b · node 3" in text
+        assert "[Failures](http://exporter.studio.lan:9188/failures?comfyui=gpu-box-1)" in text
