@@ -187,15 +187,22 @@ def compose_merged(
         )
         return Part(msg.title, msg.text, tone, mention)
 
-    part = part_for(None, 0)
-    if not robot.fits(part):
-        level = _largest(0, LEVELS - 1, lambda lv: not robot.fits(part_for(None, lv)))
-        level = 0 if level is None else level + 1  # the first level that fits (fits is monotone)
-        if level < LEVELS:
-            part = part_for(None, level)
-        else:
-            total = sum(len(p.alerts) for p in payloads)
-            compact = LEVELS - 1
-            k = _largest(0, total, lambda k: robot.fits(part_for(k, compact)))
-            part = part_for(k, compact) if k is not None else _truncate_last([part_for(0, compact)], robot)[0]
+    compact, total = LEVELS - 1, sum(len(p.alerts) for p in payloads)
+    guess = _guess_items(part_for, robot) if total > 8 else total
+    if total <= 2 * guess and robot.fits(part := part_for(None, 0)):  # (a far too long list: skip)
+        pass
+    elif total <= 2 * guess and robot.fits(whole := part_for(None, compact)):  # the first level that fits
+        level = _largest(0, compact - 1, lambda lv: not robot.fits(part_for(None, lv)))
+        part = part_for(None, level + 1) if level is not None and level + 1 < compact else whole
+    else:  # even the most compact listing is too big: list as many alerts as fit
+        k = _largest(0, total, lambda k: robot.fits(part_for(k, compact)), guess)
+        part = part_for(k, compact) if k is not None else _truncate_last([part_for(0, compact)], robot)[0]
     return _with_mention([part], robot, part.title, mention)
+
+
+def _guess_items(part_for: Callable[[int | None, int], Part], robot: Robot) -> int:
+    """How many alerts probably fit at the most compact level: from the size of 8 and of none."""
+    none, eight = part_for(0, LEVELS - 1), part_for(8, LEVELS - 1)
+    base = robot.prepare(none, 0)
+    per = max(1.0, (robot.prepare(eight, 0).measured - base.measured) / 8)
+    return int(max(0, base.limit - base.measured) / per)
