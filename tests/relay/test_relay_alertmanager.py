@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from relay_am import alertmanager, alertmanager_binary, am_alert, wait_for
-from relay_helpers import captured, harness
+from relay_helpers import captured, harness, metric_value
 
 from comfyui_exporter.relay.payload import parse_payload
 
@@ -99,3 +99,52 @@ async def test_robot_outage_makes_alertmanager_retry_until_delivered(tmp_path: P
             f"\noutage: {len(failed)} answers 503 over {outage:.1f}s, delivered {recovered:.1f}s after the "
             f"robot came back; Alertmanager counted {failed_requests:.0f} failed webhook requests"
         )
+
+
+async def test_two_alertmanagers_in_split_brain_page_once(tmp_path: Path) -> None:
+    """Two Alertmanagers that cannot see each other (no cluster: a partition) both notify the relay of
+    the same alert: the robot gets one message, the second is answered 200 as a duplicate (#15.2)."""
+    async with harness(tmp_path, {"d": {"type": "dingtalk"}}) as h:
+        token_file = tmp_path / "secrets" / "relay_token"
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        alert = am_alert("ComfyUIOutOfMemory", error_type="oom")  # one alert, one startsAt, to both
+        async with (
+            alertmanager(tmp_path / "a", h.url, token_file, ["d"]) as am_a,
+            alertmanager(tmp_path / "b", h.url, token_file, ["d"]) as am_b,
+        ):
+            await am_a.post_alerts([alert])
+            await am_b.post_alerts([alert])
+            await wait_for(lambda: len(h.events("duplicate")) >= 1, 15, "the second peer's notification")
+            sent_a = await am_a.metric("alertmanager_notifications_total", integration="webhook")
+            sent_b = await am_b.metric("alertmanager_notifications_total", integration="webhook")
+        assert sent_a >= 1 and sent_b >= 1  # both really notified
+        assert len(h.robots.accepted()) == 1, [r.text for r in h.robots.accepted()]
+        assert len(h.events("delivered")) == 1
+        dups = metric_value(
+            await h.metrics(), "comfyui_alert_relay_duplicate_notifications_total", target="d"
+        )
+        assert dups >= 1
+
+
+async def test_event_alert_through_the_real_alertmanager_shows_exception_and_prompt(tmp_path: Path) -> None:
+    """The exporter's event alert (#13) as Alertmanager's API takes it; the robot message shows its
+    exception, node type, prompt id and its own failures link."""
+    async with harness(tmp_path, {"d": {"type": "dingtalk", "language": "en"}}) as h:
+        async with alertmanager(tmp_path, h.url, tmp_path / "secrets" / "relay_token", ["d"]) as am:
+            event = am_alert("ComfyUIPromptFailed", error_type="oom", node_type="KSampler")
+            event["annotations"].update(
+                summary="Prompt failed on gpu-box-1: oom",
+                description="A prompt on gpu-box-1 failed in KSampler (node 3).",
+                exception_type="torch.OutOfMemoryError",
+                exception_message="CUDA out of memory. Tried to allocate 2.00 GiB",
+                prompt_id="0b7e6c1a-2f9d-4e2b-8c1d-5a6f7e8d9c0b",
+                node_id="3",
+                failures_url="http://exporter.studio.lan:9188/failures?comfyui=gpu-box-1",
+            )
+            await am.post_alerts([event])
+            await wait_for(lambda: bool(h.robots.accepted()), 10, "the event alert's message")
+        text = h.robots.accepted()[0].text
+        assert "Failed node: KSampler — torch.OutOfMemoryError: CUDA out of memory. Tried to allocate" in text
+        assert "Prompt: 0b7e6c1a-2f9d-4e2b-8c1d-5a6f7e8d9c0b · node 3" in text
+        assert "[Failures](http://exporter.studio.lan:9188/failures?comfyui=gpu-box-1)" in text

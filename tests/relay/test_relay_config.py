@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+from relay_helpers import harness, payload
 
 from comfyui_exporter.relay.config import ConfigError, load_config, parse_config, parse_size
 
@@ -219,3 +220,49 @@ def test_docs_have_a_section_per_robot_in_both_languages_with_working_snippets(t
         (tmp_path / "token").write_text("doc-token-0001")
         data.update(auth_token_file=str(tmp_path / "token"), journal={"path": str(tmp_path / "j.jsonl")})
         parse_config(data, {}, tmp_path)
+
+
+def test_deploy_example_needs_url_files_only_for_the_robots_in_use(tmp_path: Path) -> None:
+    """Only DingTalk's secret files exist: wecom and feishu are disabled, not a start-up error."""
+    text = (REPO / "deploy/relay/relay.yml").read_text()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "relay_token").write_text("relay-token-only-ding-0001")
+    (run / "dingtalk_url").write_text("https://oapi.dingtalk.com/robot/send?access_token=onlyding0000001")
+    (run / "dingtalk_secret").write_text("SEConlyding00000000001")
+    text = text.replace("/run/secrets", str(run)).replace("/var/lib/comfyui-alert-relay", str(tmp_path))
+    cfg = parse_config(yaml.safe_load(text), {}, tmp_path)
+    assert sorted(cfg.targets) == ["dingtalk"]
+    assert sorted(cfg.disabled_targets) == ["feishu", "wecom"]
+    assert "feishu_url does not exist" in cfg.disabled_targets["feishu"]
+    (run / "dingtalk_url").unlink()  # none at all: a journal-only relay
+    assert parse_config(yaml.safe_load(text), {}, tmp_path).targets == {}
+
+
+def test_optional_target_still_validated_and_a_present_bad_url_is_an_error(tmp_path: Path) -> None:
+    data = base(tmp_path, optional=True)
+    (tmp_path / "ding.url").unlink()
+    assert parse_config(data, {}, tmp_path).disabled_targets == {
+        "ops-dingtalk": f"url_file {tmp_path / 'ding.url'} does not exist"
+    }
+    data = base(tmp_path, optional=True, langauge="en")
+    (tmp_path / "ding.url").unlink()  # disabled, and still its typo is reported
+    check_error(tmp_path, data, "targets.ops-dingtalk.langauge")
+    data = base(tmp_path, optional=True)
+    (tmp_path / "ding.url").write_text("not a url")
+    check_error(tmp_path, data, "targets.ops-dingtalk.url_file")
+    data = base(tmp_path)  # not optional: a missing URL file stays a start-up error
+    (tmp_path / "ding.url").unlink()
+    check_error(tmp_path, data, "targets.ops-dingtalk.url_file")
+
+
+async def test_disabled_target_is_answered_404_saying_why(tmp_path: Path) -> None:
+    targets = {
+        "d": {"type": "dingtalk"},
+        "w": {"type": "wecom", "optional": True, "url_env": "NO_SUCH_ENV", "url": None},
+    }
+    async with harness(tmp_path, targets) as h:
+        assert sorted(h.relay.config.targets) == ["d"]
+        status, answer = await h.post("w", payload())
+        assert status == 404 and "NO_SUCH_ENV is unset or empty" in answer["detail"], answer
+        assert (await h.post("d", payload()))[0] == 200

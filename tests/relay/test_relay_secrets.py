@@ -95,3 +95,71 @@ def test_secret_repr_and_safe_url() -> None:
     s = Secret("hunter2-very-secret", "file /run/secrets/x")
     assert "hunter2" not in repr(s) and "hunter2" not in f"{s}" and "/run/secrets/x" in repr(s)
     assert safe_url("https://open.feishu.cn/open-apis/bot/v2/hook/abcdef") == "https://open.feishu.cn/…"
+
+
+# A target behind a proxy path whose last segment is its (long) name: names and paths are not secrets.
+PROXY_NAME = "ops-dingtalk-production"
+PROXY_TOKEN = "proxytoken77aa88bb99cc00dd"
+
+
+async def test_target_names_and_url_paths_are_never_masked(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    targets = {
+        PROXY_NAME: {
+            "type": "dingtalk",
+            "robot": {"token": PROXY_TOKEN, "path": f"/corp-proxy/dingtalk/{PROXY_NAME}"},
+        },
+        "dead-robot-behind-proxy": {
+            "type": "wecom",
+            "url": "http://127.0.0.1:9/corp-proxy/wecom/dead-robot-behind-proxy?key=deadkey0011223344",
+        },
+    }
+    delivery = {"deadline_seconds": 0.6, "attempt_timeout_seconds": 0.2, "backoff_initial_seconds": 0.05}
+    async with harness(tmp_path, targets, delivery=delivery, scale=0.05) as h:
+        assert (await h.post(PROXY_NAME, payload(alert(fingerprint="p1"))))[0] == 200
+        assert (await h.post("dead-robot-behind-proxy", payload(alert(fingerprint="p2"))))[0] == 503
+        assert (await h.post(PROXY_NAME, payload(), token="wrong"))[0] == 401
+        metrics = await h.metrics()
+    journal = "".join(p.read_text() for p in tmp_path.glob("journal.jsonl*"))
+    logs = "\n".join(r.getMessage() for r in caplog.records)
+    for where, text in {"logs": logs, "journal": journal}.items():
+        for name in (PROXY_NAME, "dead-robot-behind-proxy"):
+            assert name in text, f"target name {name} masked in {where}"
+        for secret in (PROXY_TOKEN, "deadkey0011223344", h.token):
+            assert secret not in text, f"secret leaked into {where}"
+    assert f'target="{PROXY_NAME}"' in metrics
+    # the path is shown (with the token masked) where the relay names a robot URL
+    assert f"/corp-proxy/dingtalk/{PROXY_NAME}?access_token=***" in logs
+    assert f"rejected POST /alerts/{PROXY_NAME}" in logs
+
+
+def test_secret_values_are_masked_not_things_that_look_long() -> None:
+    install_log_redaction()
+    REDACTOR.register(Secret(f"https://proxy.corp/dingtalk/{PROXY_NAME}?access_token=regTok12345678", "t"))
+    REDACTOR.register(Secret("https://open.feishu.cn/open-apis/bot/v2/hook/hookid-0a1b2c3d4e5f", "t"))
+    text = (
+        f"target {PROXY_NAME} url /dingtalk/{PROXY_NAME} fingerprint 4f1c9e0d2b7a66aa ref 0123456789ab "
+        "prompt 8a3c1f2e-5d6b-4c7a-9e8f-0b1c2d3e4f5a model sd_xl_base_1.0.safetensors "
+        "token regTok12345678 in text; feishu hookid-0a1b2c3d4e5f; "
+        "unknown robot http://h/x?access_token=unreg111&sign=c2lnbmF0dXJl%3D&timestamp=1700000000000 "
+        "wecom http://h/cgi-bin/webhook/send?key=unregKey222 basic http://user:hunter2pass@h/ "
+        "header Authorization: Bearer unregBearer333"
+    )
+    out = REDACTOR.scrub(text)
+    for kept in (
+        PROXY_NAME,
+        f"/dingtalk/{PROXY_NAME}",
+        "4f1c9e0d2b7a66aa",
+        "0123456789ab",
+        "8a3c1f2e-5d6b-4c7a-9e8f-0b1c2d3e4f5a",
+        "sd_xl_base_1.0.safetensors",
+        "/cgi-bin/webhook/send",
+        "timestamp=1700000000000",
+    ):
+        assert kept in out, (kept, out)
+    for gone in ("regTok12345678", "hookid-0a1b2c3d4e5f", "unreg111", "c2lnbmF0dXJl", "unregKey222"):
+        assert gone not in out, (gone, out)
+    assert "hunter2pass" not in out and "unregBearer333" not in out
+    assert "access_token=***" in out and "key=***" in out and "sign=***" in out

@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.check_config:
         print(f"config OK: {len(config.targets)} target(s): {', '.join(sorted(config.targets))}")
+        for name, why in sorted(config.disabled_targets.items()):
+            print(f"target {name} disabled (optional: true): {why}")
         return 0
     host = port = None
     if args.listen:

@@ -20,6 +20,7 @@ from .fit import cut_to_fit, split_to_fit
 from .payload import Payload
 from .render import Message, Renderer
 from .robots import Part, Robot
+from .views import LEVELS
 
 TRUNCATED = "\n\n…(truncated / 已截断)"
 FIELD_LIMITS = (None, 2000, 500, 160)  # characters of summary/description, tried in this order
@@ -163,19 +164,45 @@ def compose_single(
 
 
 def compose_merged(
-    payloads: Sequence[Payload], target: TargetConfig, robot: Robot, renderer: Renderer, ref: str
+    payloads: Sequence[Payload],
+    target: TargetConfig,
+    robot: Robot,
+    renderer: Renderer,
+    ref: str,
+    failures: Sequence[dict[str, FailureDetail]] | None = None,
+    rate_limited: bool = True,
 ) -> list[Part]:
-    """One part for several notifications folded together while the rate limit is exhausted."""
+    """One part for several notifications folded together while the rate limit is exhausted.
+
+    Every alert is listed with its full detail if that fits; else the lines of :data:`.views.DROP_ORDER`
+    are cut, least important first and for every alert alike, until it fits; only if even the most
+    compact listing is too big are the last alerts left out (counted; all are in the journal).
+    """
     tone = _tone(payloads, merged=True)
     mention = any(p.critical for p in payloads) and target.mention.configured
 
-    def part_for(max_items: int | None) -> Part:
-        msg = renderer.merged(payloads, target, ref, max_items)
+    def part_for(max_items: int | None, level: int) -> Part:
+        msg = renderer.merged(
+            payloads, target, ref, max_items, failures=failures, level=level, rate_limited=rate_limited
+        )
         return Part(msg.title, msg.text, tone, mention)
 
-    part = part_for(None)
-    if not robot.fits(part):
-        total = sum(len(p.alerts) for p in payloads)
-        k = _largest(0, total, lambda k: robot.fits(part_for(k)))
-        part = part_for(k) if k is not None else _truncate_last([part_for(0)], robot)[0]
+    compact, total = LEVELS - 1, sum(len(p.alerts) for p in payloads)
+    guess = _guess_items(part_for, robot) if total > 8 else total
+    if total <= 2 * guess and robot.fits(part := part_for(None, 0)):  # (a far too long list: skip)
+        pass
+    elif total <= 2 * guess and robot.fits(whole := part_for(None, compact)):  # the first level that fits
+        level = _largest(0, compact - 1, lambda lv: not robot.fits(part_for(None, lv)))
+        part = part_for(None, level + 1) if level is not None and level + 1 < compact else whole
+    else:  # even the most compact listing is too big: list as many alerts as fit
+        k = _largest(0, total, lambda k: robot.fits(part_for(k, compact)), guess)
+        part = part_for(k, compact) if k is not None else _truncate_last([part_for(0, compact)], robot)[0]
     return _with_mention([part], robot, part.title, mention)
+
+
+def _guess_items(part_for: Callable[[int | None, int], Part], robot: Robot) -> int:
+    """How many alerts probably fit at the most compact level: from the size of 8 and of none."""
+    none, eight = part_for(0, LEVELS - 1), part_for(8, LEVELS - 1)
+    base = robot.prepare(none, 0)
+    per = max(1.0, (robot.prepare(eight, 0).measured - base.measured) / 8)
+    return int(max(0, base.limit - base.measured) / per)

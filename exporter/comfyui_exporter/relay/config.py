@@ -88,6 +88,7 @@ class DeliveryConfig:
     backoff_initial_seconds: float = 0.25
     backoff_max_seconds: float = 2.0
     max_parts: int = 3  # a notification too big for one robot message is split into at most this many
+    duplicate_window_seconds: float = 600.0  # see dedup.py; 0 turns idempotency off; < repeat_interval
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ class RelayConfig:
     templates_dir: Path | None
     targets: dict[str, TargetConfig] = field(default_factory=dict)
     web_config_file: Path | None = None  # exporter-toolkit web config: TLS, basic auth on GETs, headers
+    disabled_targets: dict[str, str] = field(default_factory=dict)  # optional targets without a URL: why
 
     def secrets(self) -> list[Secret]:
         """Every secret value in this config, for registration with the log redactor."""
@@ -231,16 +233,44 @@ def _timezone(value: str, key: str) -> str:
     return value
 
 
-def _parse_target(name: str, sec: _Section, env: Mapping[str, str], base: Path, tz: str) -> TargetConfig:
+def _url_absent(sec: _Section, env: Mapping[str, str], base: Path) -> str:
+    """Why an ``optional`` target has no URL ("" if it has one): its url_file or url_env is missing."""
+    file_name, env_name = sec.data.get("url_file"), sec.data.get("url_env")
+    if isinstance(file_name, str) and file_name.strip() and not env_name:
+        path = Path(file_name.strip())
+        path = path if path.is_absolute() else base / path
+        try:
+            if not path.read_text(encoding="utf-8").strip():
+                return f"url_file {path} is empty"
+        except FileNotFoundError:
+            return f"url_file {path} does not exist"
+        except OSError:
+            return ""  # unreadable: _read_secret reports it as an error
+    env_key = env_name.strip() if isinstance(env_name, str) else ""
+    if env_key and not file_name and not env.get(env_key, "").strip():
+        return f"environment variable {env_key} is unset or empty"
+    return ""
+
+
+def _parse_target(
+    name: str, sec: _Section, env: Mapping[str, str], base: Path, tz: str
+) -> tuple[TargetConfig, str]:
+    """The target, and why it is disabled ("" when enabled; only ``optional: true`` targets can be)."""
     kind = sec.str("type", required=True)
     if kind not in ROBOT_TYPES:
         raise ConfigError(sec.key("type"), f"must be one of {', '.join(ROBOT_TYPES)}, got {kind!r}")
-    url = _read_secret(sec, "url", env, base, required=True)
-    assert url is not None
-    parts = urlsplit(url.reveal())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(sec.key("url_file"), f"does not hold an http(s) URL ({url.source})")
-    secret = None if kind == "wecom" else _read_secret(sec, "secret", env, base, required=False)
+    disabled = _url_absent(sec, env, base) if sec.bool("optional", False) else ""
+    if disabled:  # validate the rest of the section, but read none of its secrets
+        sec.used.update({"url_file", "url_env", "secret_file", "secret_env"})
+        url, secret = Secret("http://disabled.invalid/", "disabled"), None
+    else:
+        url_or_none = _read_secret(sec, "url", env, base, required=True)
+        assert url_or_none is not None
+        url = url_or_none
+        parts = urlsplit(url.reveal())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(sec.key("url_file"), f"does not hold an http(s) URL ({url.source})")
+        secret = None if kind == "wecom" else _read_secret(sec, "secret", env, base, required=False)
     keyword = None if kind == "wecom" else sec.str("keyword")
     language = sec.str("language", "zh")
     if language not in LANGUAGES:
@@ -269,7 +299,7 @@ def _parse_target(name: str, sec: _Section, env: Mapping[str, str], base: Path, 
         raise ConfigError(r.key("burst"), f"must be <= per_minute ({per_minute})")
     target_tz = _timezone(sec.str("timezone", tz) or tz, sec.key("timezone"))
     sec.finish()
-    return TargetConfig(
+    target = TargetConfig(
         name,
         kind,
         url,
@@ -280,6 +310,7 @@ def _parse_target(name: str, sec: _Section, env: Mapping[str, str], base: Path, 
         target_tz,
         RateLimit(per_minute, per_second, burst),
     )
+    return target, disabled
 
 
 def parse_config(
@@ -315,8 +346,15 @@ def parse_config(
         backoff_initial_seconds=d.number("backoff_initial_seconds", 0.25, 0.01),
         backoff_max_seconds=d.number("backoff_max_seconds", 2.0, 0.01),
         max_parts=d.number("max_parts", 3, 1, integer=True),
+        duplicate_window_seconds=d.number("duplicate_window_seconds", 600.0, 0.0),
     )
     d.finish()
+    if delivery.duplicate_window_seconds > 3600:
+        raise ConfigError(
+            "delivery.duplicate_window_seconds",
+            "must be <= 3600 and shorter than Alertmanager's repeat_interval (a repeat reminder must "
+            "not be taken for a duplicate)",
+        )
     if delivery.max_parts > 10:
         raise ConfigError("delivery.max_parts", "must be <= 10")
     tz = _timezone(top.str("timezone", "UTC") or "UTC", "timezone")
@@ -335,11 +373,15 @@ def parse_config(
     t = top.section("targets")
     if not t.data:
         raise ConfigError("targets", "at least one target is required")
-    targets = {}
+    targets, disabled = {}, {}
     for name in t.data:
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
             raise ConfigError(t.key(str(name)), "target names may use only letters, digits, _ . -")
-        targets[name] = _parse_target(name, t.section(name), env, base, tz)
+        target, why = _parse_target(name, t.section(name), env, base, tz)
+        if why:
+            disabled[name] = why
+        else:
+            targets[name] = target
     top.finish()
     config = RelayConfig(
         host or "0.0.0.0",
@@ -353,6 +395,7 @@ def parse_config(
         templates_dir,
         targets,
         web_config_file,
+        disabled,
     )
     for secret in config.secrets():
         REDACTOR.register(secret)

@@ -28,6 +28,7 @@ import aiohttp
 
 from .compose import compose_merged, compose_single
 from .config import DeliveryConfig, TargetConfig
+from .dedup import DeliveredIndex
 from .failures import FailureDetail
 from .journal import Journal
 from .metrics import RelayMetrics
@@ -38,6 +39,7 @@ from .robots import Outcome, Part, Robot, SendResult
 
 log = logging.getLogger(__name__)
 _MIN_ATTEMPT = 0.05  # do not start a request with less time than this before the deadline
+PART_MEMORY = 900.0  # seconds a delivered part of an unfinished split message is not sent again
 
 
 class State(enum.Enum):
@@ -69,6 +71,7 @@ class Pending:
     received: float
     deadline: float
     failures: dict[str, FailureDetail] = field(default_factory=dict)
+    dedup_key: str = ""
     state: State = State.QUEUED
     future: asyncio.Future[Result] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -100,6 +103,8 @@ class TargetWorker:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._partial: dict[str, float] = {}  # parts already delivered of a split message that then failed
+        self.delivered: DeliveredIndex | None = None  # set by the relay: idempotency (dedup.py)
+        self._latency = 0.0  # moving average of a robot request's duration, seconds
         metrics.init_target(target.name)
 
     @property
@@ -170,12 +175,12 @@ class TargetWorker:
             while self._queue:
                 slot = await self.limiter.acquire()
                 assert slot is not None
-                batch = self._take_batch()
+                batch, rate_limited = self._take_batch(self.limiter.available())
                 if not batch:
                     slot.cancel()
                     break
                 try:
-                    await self._deliver(batch, slot)
+                    await self._deliver(batch, slot, rate_limited)
                 except asyncio.CancelledError:
                     self._settle(
                         [p for p in batch if p.state is not State.DONE],
@@ -189,23 +194,43 @@ class TargetWorker:
                         Result(503, "undelivered", "internal", type(exc).__name__),
                     )
 
-    def _take_batch(self) -> list[Pending]:
-        """Everything queued with time left; items at their deadline stay for their handler to settle."""
+    def _take_batch(self, spare: int) -> tuple[list[Pending], bool]:
+        """What the slot just acquired sends, and whether it is merged because of the rate limit.
+
+        The oldest notification goes alone while the robot's allowance has ``spare`` tokens beyond
+        this one; when it has none, everything queued is merged (rate-limited). Also merged, but not
+        for the rate limit: the queue when sending it one by one at the robot's recent latency would
+        answer a waiting notification after its deadline (a slow robot), so that none is answered 503
+        only because the others went first. Items at their deadline stay for their handler to settle.
+        """
         now = self._clock()
-        batch = [p for p in self._queue if p.state is State.QUEUED and p.deadline - now > _MIN_ATTEMPT]
+        ready = [p for p in self._queue if p.state is State.QUEUED and p.deadline - now > _MIN_ATTEMPT]
+        # one by one, the j-th would be answered at about now + (j + 1) * latency: all in time?
+        step = self._latency * 1.25
+        late = step > 0 and any(
+            p.deadline - _MIN_ATTEMPT < now + (j + 1) * step for j, p in enumerate(ready) if j
+        )
+        batch = ready[:1] if spare >= 1 and not late else ready
         self._queue = [p for p in self._queue if p.state is State.QUEUED and p not in batch]
         for p in batch:
             p.state = State.INFLIGHT
         self._update_depth()
-        return batch
+        return batch, spare < 1
 
-    async def _deliver(self, batch: list[Pending], slot: Slot | None) -> None:
+    async def _deliver(self, batch: list[Pending], slot: Slot | None, rate_limited: bool = True) -> None:
         ref = new_id()
         merged = len(batch) > 1
         # Rendering a group of hundreds of alerts takes a few hundred ms of CPU: keep the loop free.
         if merged:
             parts = await asyncio.to_thread(
-                compose_merged, [p.payload for p in batch], self.target, self.robot, self.renderer, ref
+                compose_merged,
+                [p.payload for p in batch],
+                self.target,
+                self.robot,
+                self.renderer,
+                ref,
+                [p.failures for p in batch],
+                rate_limited,  # the message says "rate-limited" only when that is why (_take_batch)
             )
         else:
             parts = await asyncio.to_thread(
@@ -225,6 +250,7 @@ class TargetWorker:
             ref=ref,
             notifications=[p.id for p in batch],
             merged=merged,
+            rate_limited=merged and rate_limited,
             parts=len(parts),
             bytes=[self.robot.prepare(part, 0).measured for part in parts],
         )
@@ -243,38 +269,39 @@ class TargetWorker:
             sent.append(f"{ref}/{index}")
             self.metrics.messages.labels(self.name).inc()
             if key:
-                self._partial[key] = self._clock() + 900.0
+                self._partial[key] = self._clock() + PART_MEMORY
+                # on disk too, so that the retry after a restart does not resend this part
+                self.journal.write("part_delivered", target=self.name, ref=ref, part=index, part_key=key)
         if slot is not None:
             slot.cancel()
         if result.ok:
             for key in keys:
                 self._partial.pop(key, None)
-            outcome = Result(
-                200, "delivered", "", "", ref, tuple(sent), len(batch) if merged else 0, attempts
-            )
-        elif result.outcome is Outcome.PERMANENT:
-            outcome = Result(
-                500,
-                "rejected_by_robot",
-                result.reason,
-                result.detail,
-                ref,
-                tuple(sent),
-                len(batch) if merged else 0,
-                attempts,
-            )
-        else:
-            outcome = Result(
-                503,
-                "undelivered",
-                result.reason,
-                result.detail,
-                ref,
-                tuple(sent),
-                len(batch) if merged else 0,
-                attempts,
-            )
+        status, http = (
+            ("delivered", 200)
+            if result.ok
+            else ("rejected_by_robot", 500)
+            if result.outcome is Outcome.PERMANENT
+            else ("undelivered", 503)
+        )
+        outcome = Result(
+            http,
+            status,
+            "" if result.ok else result.reason,
+            "" if result.ok else result.detail,
+            ref,
+            tuple(sent),
+            len(batch) if merged else 0,
+            attempts,
+        )
         self._settle(batch, outcome)
+
+    def remember_parts(self, ages: dict[str, float]) -> None:
+        """Parts delivered before a restart (``{part_key: seconds ago}``, from the journal)."""
+        now = self._clock()
+        for key, age in ages.items():
+            if age < PART_MEMORY:
+                self._partial[key] = now + PART_MEMORY - age
 
     def _part_key(self, part: Part) -> str:
         now = self._clock()
@@ -299,9 +326,12 @@ class TargetWorker:
             if left < _MIN_ATTEMPT:
                 slot.cancel()
                 return last, attempts
+            started = self._clock()
             result = await self.robot.send(
                 self._session(), part, min(self.delivery.attempt_timeout_seconds, left)
             )
+            took = self._clock() - started
+            self._latency = took if not self._latency else 0.7 * self._latency + 0.3 * took
             slot.done(counted=result.counted)
             slot, attempts = None, attempts + 1
             self.metrics.attempts.labels(self.name, result.outcome.value).inc()
@@ -347,8 +377,12 @@ class TargetWorker:
                 seconds=seconds,
                 alerts=[a.fingerprint or a.name for a in p.payload.alerts],
             )
+            if result.http_status == 200 and p.dedup_key:
+                fields["dedup_key"] = p.dedup_key  # the restart-proof memory of dedup.py
             if result.http_status == 200:
                 self.journal.write("delivered", **fields)
+                if p.dedup_key and self.delivered is not None:
+                    self.delivered.add(p.dedup_key, result.ref, result.message_ids)
                 self.metrics.delivery_seconds.labels(self.name).observe(now - p.received)
                 if result.merged_with:
                     self.metrics.merged.labels(self.name).inc()

@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from .payload import Alert, clean_text
+from .payload import Alert, clean_text, short
 from .redact import REDACTOR
 
 log = logging.getLogger(__name__)
@@ -66,14 +66,22 @@ def extract_failures(data: Any) -> list[dict[str, Any]]:
 
 
 def match_failure(failures: Iterable[dict[str, Any]], alert: Alert) -> FailureDetail | None:
-    """Newest failure of the alert's ComfyUI instance (and error type, when the alert has one)."""
-    if not alert.instance:
+    """The failure an alert is about: its prompt's, else the newest of its instance and error type.
+
+    An alert without ``error_type`` (ComfyUIDown, a queue backlog) is not about one failure, so it gets
+    none: attaching the instance's newest failure named an OOM from minutes earlier as the "failing
+    node" of a ComfyUIDown message.
+    """
+    if not alert.instance or not alert.error_type:
         return None
+    prompt = alert.annotations.get("prompt_id", "")
     best, best_when = None, float("-inf")
     for item in failures:
         if _text(item, "comfyui") != alert.instance:
             continue
-        if alert.error_type and _text(item, "error_type") not in ("", alert.error_type):
+        if _text(item, "error_type") not in ("", alert.error_type):
+            continue
+        if prompt and _text(item, "prompt_id") != prompt:
             continue
         when = _when(item)
         if best is None or when > best_when:
@@ -85,7 +93,7 @@ def match_failure(failures: Iterable[dict[str, Any]], alert: Alert) -> FailureDe
     exception = f"{exc_type}: {first_line}" if exc_type and first_line else (exc_type or first_line)
     return FailureDetail(
         _text(best, "node_type")[:100],
-        exception[:200],
+        short(exception, 300),
         _text(best, "prompt_id")[:80],
         _text(best, "node_id")[:40],
     )
@@ -134,8 +142,19 @@ class FailureLookup:
         return items
 
     async def details(self, alerts: Iterable[Alert]) -> dict[str, FailureDetail]:
-        """``{fingerprint-or-index: detail}`` for firing alerts; ``{}`` on any problem."""
-        alerts = [a for a in alerts if a.status == "firing" and a.instance]
+        """``{fingerprint-or-index: detail}`` for firing alerts; ``{}`` on any problem.
+
+        Alerts that carry their own exception (the exporter's event alerts) and alerts without an
+        ``error_type`` are not looked up.
+        """
+        alerts = [
+            a
+            for a in alerts
+            if a.status == "firing"
+            and a.instance
+            and a.error_type
+            and not a.annotations.get("exception_type")
+        ]
         if not alerts:
             return {}
         try:

@@ -82,6 +82,12 @@ class RelayMetrics:
             ["target"],
             registry=r,
         )
+        self.duplicates = Counter(
+            "comfyui_alert_relay_duplicate_notifications",
+            "Notifications recognised as already delivered (or being delivered): answered 200, not resent.",
+            ["target"],
+            registry=r,
+        )
         self.rejected = Counter(
             "comfyui_alert_relay_rejected_requests",
             "HTTP requests rejected (401/400/404/413).",
@@ -113,6 +119,7 @@ class RelayMetrics:
         self.queue_depth.labels(target).set(0)
         self.messages.labels(target)
         self.merged.labels(target)
+        self.duplicates.labels(target)
         for outcome in ("ok", "transient", "permanent"):
             self.attempts.labels(target, outcome)
         for reason in REASONS:

@@ -29,6 +29,23 @@ def clean_text(value: str) -> str:
         return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
+def oneline(value: Any) -> str:
+    """Collapse whitespace (newlines included): robot markdown lines must stay one line."""
+    return " ".join(str(value or "").split())
+
+
+def short(value: Any, limit: int = 80) -> str:
+    """One line, cut at a word boundary when there is one in the second half, ending in "…"."""
+    text = oneline(value)
+    if len(text) <= limit:
+        return text
+    cut = text[: max(1, limit - 1)]
+    space = cut.rfind(" ")
+    if space >= limit // 2:
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
 def parse_time(value: Any) -> datetime | None:
     """RFC 3339 (nanoseconds allowed) to an aware datetime; Go's zero time and junk become None."""
     if not isinstance(value, str) or not value or value.startswith("0001-01-01"):

@@ -113,6 +113,16 @@ class RateLimiter:
                 wait = max(wait, ends[excess - 1] + window.seconds - now)
         return max(0.0, wait)
 
+    def available(self) -> int:
+        """How many sends could start right now (tokens and every window allowing), without taking any."""
+        now = self._clock()
+        self._refill(now)
+        self._prune(now)
+        n = int(self._tokens + 1e-9)
+        for log, window in zip(self._logs, self.windows, strict=True):
+            n = min(n, window.limit - len(log))
+        return max(0, n)
+
     def try_acquire(self) -> Slot | None:
         """Take a slot now if the bucket and every window allow it."""
         if self.delay() > 0.0:

@@ -2,21 +2,71 @@
 
 Two layers, because one slip is enough to leak a webhook URL into a log shipper:
 1. secrets travel as :class:`Secret`, whose ``str``/``repr`` never show the value, and code logs only
-   target names and :func:`safe_url` (scheme + host);
-2. a process-wide log-record factory scrubs every registered secret value (raw, URL-quoted and
-   JSON-escaped forms) from every log record, including exception tracebacks and third-party loggers.
+   target names and :func:`redacted_url` (the URL with its secret values masked);
+2. a process-wide log-record factory (and the journal writer) scrubs secret *values* from every text:
+   every configured secret (raw, URL-quoted and JSON-escaped forms; of a URL also the values of its
+   token parameters and a Feishu/Lark hook id), plus, whether configured or not, the values of
+   well-known token parameters (``access_token=``, ``key=``, ``sign=`` …), URL passwords and bearer
+   tokens. Target names, URL paths, fingerprints and ids are never masked: only values known or
+   marked as secret are, never a string because it merely looks long.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import re
 import threading
 import traceback
-from urllib.parse import quote, quote_plus, urlsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
 MASK = "***"
 _MIN_SECRET_LEN = 4  # shorter "secrets" would turn every log line into asterisks
+# Query/form parameters whose value is a credential in the robots' and common web APIs.
+SECRET_PARAMS = (
+    "access_token",
+    "auth_token",
+    "token",
+    "key",
+    "sign",
+    "signature",
+    "secret",
+    "password",
+    "passwd",
+    "api_key",
+    "apikey",
+    "auth",
+)
+_PARAM_RE = re.compile(
+    r"(?<![A-Za-z0-9_.-])(" + "|".join(SECRET_PARAMS) + r")=([^&\s\"'\\<>#;,)]+)", re.IGNORECASE
+)
+_USERINFO_RE = re.compile(r"(://[^/\s:@\"']+:)([^@/\s\"']+)@")
+_BEARER_RE = re.compile(r"(\bBearer\s+)([A-Za-z0-9._~+/=-]{4,})", re.IGNORECASE)
+_HOOK_SEGMENTS = ("hook", "hooks")  # Feishu/Lark: /open-apis/bot/v2/hook/<secret id>
+
+
+def _url_secrets(value: str) -> set[str]:
+    """The secret parts of a URL: token parameter values, a hook id, the userinfo password."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return set()
+    out = {v for k, v in parse_qsl(parts.query) if k.lower() in SECRET_PARAMS}
+    segments = parts.path.split("/")
+    for before, seg in itertools.pairwise(segments):
+        if before.lower() in _HOOK_SEGMENTS and seg:
+            out.add(seg)
+    if parts.password:
+        out.add(parts.password)
+    return {v for v in out if len(v) >= _MIN_SECRET_LEN}
+
+
+def scrub_patterns(text: str) -> str:
+    """Mask well-known credential shapes (token parameters, URL passwords, bearer tokens)."""
+    text = _PARAM_RE.sub(lambda m: f"{m.group(1)}={MASK}", text)
+    text = _USERINFO_RE.sub(lambda m: f"{m.group(1)}{MASK}@", text)
+    return _BEARER_RE.sub(lambda m: f"{m.group(1)}{MASK}", text)
 
 
 class Secret:
@@ -58,14 +108,9 @@ class Redactor:
         if not value or len(value) < _MIN_SECRET_LEN:
             return
         forms = {value, quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1]}
-        # A URL's query or path part (access_token=..., key=..., hook id) is the secret part of it.
-        parts = urlsplit(value) if "://" in value else None
-        if parts is not None:
-            for piece in (parts.query, parts.path.rsplit("/", 1)[-1]):
-                for kv in piece.split("&"):
-                    token = kv.split("=", 1)[-1]
-                    if len(token) >= 8:
-                        forms.update({token, quote(token, safe="")})
+        if "://" in value:
+            for token in _url_secrets(value):
+                forms.update({token, quote(token, safe=""), quote_plus(token)})
         with self._lock:
             for form in forms:
                 if form not in self._needles:
@@ -73,13 +118,13 @@ class Redactor:
             self._needles.sort(key=len, reverse=True)  # mask the longest form first
 
     def scrub(self, text: str) -> str:
-        """Return ``text`` with every registered secret form replaced by ``***``."""
+        """Return ``text`` with every registered secret form and credential shape replaced by ``***``."""
         if not text:
             return text
         for needle in self._needles:
             if needle in text:
                 text = text.replace(needle, MASK)
-        return text
+        return scrub_patterns(text)
 
 
 REDACTOR = Redactor()
@@ -94,6 +139,14 @@ def safe_url(url: str) -> str:
         return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}/…"
     except ValueError:
         return "<invalid url>"
+
+
+def redacted_url(url: str) -> str:
+    """The whole URL, path included, with its secret values (token parameters, hook id) masked."""
+    out = url
+    for token in sorted(_url_secrets(url), key=len, reverse=True):
+        out = out.replace(token, MASK)
+    return scrub_patterns(out)
 
 
 def install_log_redaction() -> None:

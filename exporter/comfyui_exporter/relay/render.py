@@ -22,7 +22,8 @@ import jinja2
 
 from .config import TargetConfig
 from .failures import FailureDetail, alert_key
-from .payload import Alert, Payload, parse_payload
+from .payload import Alert, Payload, oneline, parse_payload, short
+from .views import alert_view, detail_of
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).with_name("templates")
@@ -68,15 +69,6 @@ def fmt_time(when: datetime | None, tz: str) -> str:
     return when.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
-def _oneline(value: Any) -> str:
-    return " ".join(str(value or "").split())
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = _oneline(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _counts(alerts: Sequence[Alert]) -> list[dict[str, Any]]:
     """Count per alertname (first-seen order): the summary that precedes the details."""
     counts: dict[str, dict[str, Any]] = {}
@@ -91,38 +83,34 @@ def _icon(alert: Alert) -> str:
     return "✅" if alert.status == "resolved" else _ICONS.get(alert.severity, "🟡")
 
 
-def _alert_view(
-    alert: Alert, payload: Payload, tz: str, failure: FailureDetail | None, field_limit: int | None = None
+def _view(
+    alert: Alert,
+    payload: Payload,
+    tz: str,
+    failure: FailureDetail | None,
+    *,
+    silence: str = "",
+    level: int = 0,
+    field_limit: int | None = None,
 ) -> dict[str, Any]:
-    """Template view of one alert; ``field_limit`` caps summary/description (used when space runs out)."""
-    limit = field_limit or 10**9
-    ann, common = alert.annotations, payload.common_annotations
-    links = [
-        {"kind": kind, "url": url}
-        for kind, url in (
-            ("runbook", ann.get("runbook_url") or common.get("runbook_url", "")),
-            ("dashboard", ann.get("dashboard_url") or common.get("dashboard_url", "")),
-            ("graph", alert.generator_url),
-        )
-        if url
-    ]
-    return {
-        "name": alert.name or "?",
-        "status": alert.status,
-        "severity": alert.severity,
-        "icon": _icon(alert),
-        "instance": alert.instance,
-        "error_type": alert.error_type,
-        "summary": _short(ann.get("summary") or common.get("summary", ""), limit),
-        "description": _short(ann.get("description") or common.get("description", ""), limit),
-        "starts_at": fmt_time(alert.starts_at, tz),
-        "ends_at": fmt_time(alert.ends_at, tz) if alert.status == "resolved" else "",
-        "links": links,
-        "labels": alert.labels,
-        "failure": None
-        if failure is None
-        else {"node_type": failure.node_type, "exception": failure.exception},
-    }
+    return alert_view(
+        alert,
+        payload,
+        detail_of(alert, failure),
+        icon=_icon(alert),
+        starts_at=fmt_time(alert.starts_at, tz),
+        ends_at=fmt_time(alert.ends_at, tz) if alert.status == "resolved" else "",
+        silence=silence,
+        level=level,
+        field_limit=field_limit,
+    )
+
+
+def group_silence_url(payload: Payload) -> str:
+    """The silence link of a firing notification's group ("" when resolved)."""
+    if payload.status != "firing":
+        return ""
+    return silence_url(payload.external_url, payload.group_labels or payload.common_labels)
 
 
 class Renderer:
@@ -141,8 +129,8 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=False,
         )
-        env.filters["oneline"] = _oneline
-        env.filters["short"] = _short
+        env.filters["oneline"] = oneline
+        env.filters["short"] = short
         return env
 
     def _render(self, name: str, ctx: dict[str, Any], strict: bool = False) -> str:
@@ -184,7 +172,7 @@ class Renderer:
             "truncated": payload.truncated_alerts,
             "group_labels": payload.group_labels,
             "alerts": [
-                _alert_view(a, payload, target.timezone, failures.get(alert_key(a)), field_limit)
+                _view(a, payload, target.timezone, failures.get(alert_key(a)), field_limit=field_limit)
                 for a in shown
             ],
             "silence_url": silence_url(payload.external_url, labels) if payload.status == "firing" else "",
@@ -200,35 +188,32 @@ class Renderer:
         ref: str,
         max_items: int | None = None,
         strict: bool = False,
+        *,
+        failures: Sequence[dict[str, FailureDetail]] | None = None,
+        level: int = 0,
+        rate_limited: bool = True,
     ) -> Message:
-        """Several notifications in one message: counts for all, one line per alert while room lasts."""
-        pairs = [(p, a) for p in payloads for a in p.alerts]
-        shown = pairs if max_items is None else pairs[:max_items]
+        """Several notifications in one message: every alert with its detail at ``level`` (see
+        :mod:`.views`), while room lasts (``max_items``); counts for all."""
+        per = list(failures) if failures is not None else [{} for _ in payloads]
+        triples = [(p, a, f) for p, f in zip(payloads, per, strict=True) for a in p.alerts]
+        shown = triples if max_items is None else triples[:max_items]
+        silences = {id(p): group_silence_url(p) for p in payloads}
         items = [
-            {
-                "name": a.name or "?",
-                "status": a.status,
-                "icon": _icon(a),
-                "severity": a.severity,
-                "instance": a.instance,
-                "error_type": a.error_type,
-                "summary": _short(
-                    a.annotations.get("summary") or p.common_annotations.get("summary", ""), 60
-                ),
-                "starts_at": fmt_time(a.starts_at, target.timezone),
-            }
-            for p, a in shown
+            _view(a, p, target.timezone, f.get(alert_key(a)), silence=silences[id(p)], level=level)
+            for p, a, f in shown
         ]
         ctx = {
             "dialect": target.type,
             "lang": target.language,
             "merged": True,
+            "rate_limited": rate_limited,
             "firing": any(p.status == "firing" for p in payloads),
             "notifications": len(payloads),
-            "counts": _counts([a for _, a in pairs]),
-            "total": len(pairs),
+            "counts": _counts([a for _, a, _ in triples]),
+            "total": len(triples),
             "items": items,
-            "omitted": len(pairs) - len(shown),
+            "omitted": len(triples) - len(shown),
             "ref": ref,
             "alertmanager_url": alerts_url(payloads[0].external_url, {}) if payloads else "",
         }
@@ -239,7 +224,7 @@ class Renderer:
     ) -> Message:
         lang = target.language
         text = self._render(f"{kind}.{lang}.j2", ctx, strict)
-        title = _oneline(self._render(f"title.{lang}.j2", ctx, strict))[:120]
+        title = oneline(self._render(f"title.{lang}.j2", ctx, strict))[:120]
         return Message(title=title or "Alertmanager", text=text, critical=critical, ref=ref)
 
     def check(self, target: TargetConfig) -> None:

@@ -23,14 +23,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
 from ..exposition.webconfig import WebConfigError, WebConfigWatcher
 from ..exposition.webserve import aiohttp_middleware, aiohttp_ssl_context
+from .access import RelayAccessLogger
 from .config import ConfigError, RelayConfig, TargetConfig, load_config
-from .delivery import Pending, TargetWorker, new_id
+from .dedup import DeliveredIndex, dedup_key
+from .delivery import Pending, Result, TargetWorker, new_id
 from .failures import FailureLookup
 from .journal import Journal
 from .metrics import RelayMetrics
 from .payload import PayloadError, parse_payload
 from .ratelimit import RateLimiter
-from .redact import REDACTOR, install_log_redaction
+from .redact import REDACTOR, install_log_redaction, redacted_url
 from .render import Renderer
 from .robots import make_robot
 
@@ -73,6 +75,8 @@ class Relay:
         self._wall_clock = wall_clock
         self.metrics = RelayMetrics(registry)
         self.journal = Journal(config.journal, on_error=self.metrics.journal_errors.inc)
+        self.delivered = DeliveredIndex(config.delivery.duplicate_window_seconds, wall_clock)
+        self._inflight: dict[str, Pending] = {}  # dedup key -> the notification being delivered
         self.renderer = build_renderer(config)
         self.workers: dict[str, TargetWorker] = {}
         self._session: aiohttp.ClientSession | None = None
@@ -100,7 +104,7 @@ class Relay:
         return self._session
 
     def _worker(self, target: TargetConfig, config: RelayConfig) -> TargetWorker:
-        return TargetWorker(
+        worker = TargetWorker(
             target,
             make_robot(target, self._wall_clock),
             RateLimiter.for_target(target.rate_limit, self._scale),
@@ -110,6 +114,8 @@ class Relay:
             self._get_session,
             config.delivery,
         )
+        worker.delivered = self.delivered
+        return worker
 
     def _make_lookup(self, config: RelayConfig) -> FailureLookup | None:
         if not config.exporter_failures_url:
@@ -122,10 +128,13 @@ class Relay:
         """Bind (``port=0`` picks a free port) and start the workers; returns the bound address."""
         self._session = aiohttp.ClientSession()
         self._lookup = self._make_lookup(self.config)
+        self.delivered.load(self.journal.path)
         for target in self.config.targets.values():
             self.workers[target.name] = worker = self._worker(target, self.config)
+            parts = self.delivered.parts.get(target.name, {})
+            worker.remember_parts({k: self._wall_clock() - at for k, at in parts.items()})
             worker.start()
-        self._runner = web.AppRunner(self.app, handle_signals=False)
+        self._runner = web.AppRunner(self.app, handle_signals=False, access_log_class=RelayAccessLogger)
         await self._runner.setup()
         bind_host = host if host is not None else self.config.listen_host
         site = web.TCPSite(
@@ -143,8 +152,14 @@ class Relay:
             "relay listening on %s:%s with targets %s",
             sockname[0],
             sockname[1],
-            ", ".join(f"{t.name} ({t.type})" for t in self.config.targets.values()),
+            ", ".join(
+                f"{t.name} ({t.type} {redacted_url(t.url.reveal())})" for t in self.config.targets.values()
+            ),
         )
+        for name, why in sorted(self.config.disabled_targets.items()):
+            log.warning("target %s is disabled (optional, %s); its notifications are refused", name, why)
+        if not self.config.targets:
+            log.warning("no robot target is enabled: notifications are only journaled (POST /journal)")
         return str(sockname[0]), int(sockname[1])
 
     async def stop(self) -> None:
@@ -181,6 +196,7 @@ class Relay:
                     new.listen_port,
                 )
             self.journal.reconfigure(new.journal)
+            self.delivered.window = new.delivery.duplicate_window_seconds
             self.renderer = renderer
             for name in [n for n in self.workers if n not in new.targets]:
                 await self.workers.pop(name).close()
@@ -252,13 +268,20 @@ class Relay:
         name = request.match_info["target"]
         worker = self.workers.get(name)
         if worker is None:
-            return self._reject(request, 404, "unknown_target", f"no target named {name!r}", body)
+            why = self.config.disabled_targets.get(name)
+            detail = (
+                f"target {name!r} is disabled ({why}; optional: true): give it a URL and reload"
+                if why
+                else f"no target named {name!r}"
+            )
+            return self._reject(request, 404, "unknown_target", detail, body)
         try:
             payload = parse_payload(body)
         except PayloadError as exc:
             return self._reject(request, 400, "malformed", str(exc), body)
         now = time.monotonic()
-        pending = Pending(new_id(), payload, now, now + self.config.delivery.deadline_seconds)
+        key = dedup_key(name, payload) if self.delivered.enabled else ""
+        pending = Pending(new_id(), payload, now, now + self.config.delivery.deadline_seconds, dedup_key=key)
         # Journal first: whatever happens next, the notification is on disk.
         self.journal.write(
             "received",
@@ -267,23 +290,51 @@ class Relay:
             alerts=len(payload.alerts),
             status=payload.status,
             group_key=payload.group_key,
+            dedup_key=key,
             payload=payload.raw,
         )
-        if self._lookup is not None:
-            pending.failures = await self._lookup.details(payload.alerts)
-        worker.submit(pending)
-        result = await worker.wait(pending)
-        return web.json_response(
-            {
-                "status": result.status,
-                "id": pending.id,
-                "reason": result.reason,
-                "detail": result.detail,
-                "ref": result.ref,
-                "messages": list(result.message_ids),
-                "merged_with": result.merged_with,
-            },
-            status=result.http_status,
+        if key:
+            seen = self.delivered.get(key)
+            if seen is not None:
+                return self._duplicate(
+                    name, pending, Result(200, "delivered", ref=seen.ref, message_ids=seen.messages)
+                )
+            twin = self._inflight.get(key)
+            if twin is not None:  # the same notification is being delivered right now: share its answer
+                result = await asyncio.shield(twin.future)
+                if result.http_status == 200:
+                    return self._duplicate(name, pending, result)
+                return _answer(pending, result)
+            self._inflight[key] = pending
+        try:
+            if self._lookup is not None:
+                pending.failures = await self._lookup.details(payload.alerts)
+            worker.submit(pending)
+            result = await worker.wait(pending)
+        finally:
+            if key and self._inflight.get(key) is pending:
+                del self._inflight[key]
+        return _answer(pending, result)
+
+    def _duplicate(self, name: str, pending: Pending, original: Result) -> web.Response:
+        """Answer 200 for a notification already delivered, without sending it again."""
+        self.metrics.duplicates.labels(name).inc()
+        self.journal.write(
+            "duplicate",
+            id=pending.id,
+            target=name,
+            dedup_key=pending.dedup_key,
+            ref=original.ref,
+            messages=list(original.message_ids),
+        )
+        log.info(
+            "target %s: notification %s already delivered (ref %s); answered 200 without resending",
+            name,
+            pending.id,
+            original.ref,
+        )
+        return _answer(
+            pending, Result(200, "duplicate", "already_delivered", "", original.ref, original.message_ids)
         )
 
     async def _journal_only(self, request: web.Request) -> web.Response:
@@ -324,6 +375,21 @@ class Relay:
         except ConfigError as exc:
             return web.Response(text=f"reload failed: {exc}\n", status=500)
         return web.Response(text="reloaded\n")
+
+
+def _answer(pending: Pending, result: Result) -> web.Response:
+    return web.json_response(
+        {
+            "status": result.status,
+            "id": pending.id,
+            "reason": result.reason,
+            "detail": result.detail,
+            "ref": result.ref,
+            "messages": list(result.message_ids),
+            "merged_with": result.merged_with,
+        },
+        status=result.http_status,
+    )
 
 
 def _web_config(config: RelayConfig) -> WebConfigWatcher | None:

@@ -114,6 +114,7 @@ class FakeRobots:
         self.received: list[Received] = []
         self.outage: int | str | None = None  # HTTP status to answer, "hang", or None (up)
         self.on_request: Callable[[Received], None] | None = None  # called before each answer
+        self.latency = 0.0  # seconds every request waits before it is handled (a slow robot)
         self._release = asyncio.Event()  # ends "hang" outages (on up() and close())
         self.base_url = ""
         self._runner: web.AppRunner | None = None
@@ -123,6 +124,7 @@ class FakeRobots:
                 web.post("/robot/send", self._dingtalk),
                 web.post("/cgi-bin/webhook/send", self._wecom),
                 web.post("/open-apis/bot/v2/hook/{hook}", self._feishu),
+                web.post("/{tail:.*}", self._by_query),  # robots behind a proxy path (``path=``)
             ]
         )
         self.app = app
@@ -169,15 +171,30 @@ class FakeRobots:
         return robot
 
     def dingtalk(
-        self, secret: str | None = None, keyword: str | None = None, token: str | None = None
+        self,
+        secret: str | None = None,
+        keyword: str | None = None,
+        token: str | None = None,
+        path: str = "/robot/send",
     ) -> str:
-        """Add a DingTalk robot; returns its webhook URL (with ``access_token``)."""
-        robot = self._add("dingtalk", token, secret, keyword, [(20, 60.0)])
-        return f"{self.base_url}/robot/send?access_token={robot.ident}"
+        """Add a DingTalk robot; returns its webhook URL (with ``access_token``).
 
-    def wecom(self, key: str | None = None) -> str:
+        ``path`` puts it behind another path (a corporate proxy's, say): any path with an
+        ``access_token`` query reaches the DingTalk fake.
+        """
+        robot = self._add("dingtalk", token, secret, keyword, [(20, 60.0)])
+        return f"{self.base_url}{path}?access_token={robot.ident}"
+
+    def wecom(self, key: str | None = None, path: str = "/cgi-bin/webhook/send") -> str:
         robot = self._add("wecom", key, None, None, [(20, 60.0)])
-        return f"{self.base_url}/cgi-bin/webhook/send?key={robot.ident}"
+        return f"{self.base_url}{path}?key={robot.ident}"
+
+    async def _by_query(self, request: web.Request) -> web.Response:
+        if "access_token" in request.query:
+            return await self._dingtalk(request)
+        if "key" in request.query:
+            return await self._wecom(request)
+        return web.Response(status=404, text="no robot here")
 
     def feishu(self, secret: str | None = None, keyword: str | None = None, hook: str | None = None) -> str:
         robot = self._add("feishu", hook, secret, keyword, [(100, 60.0), (5, 1.0)])
@@ -215,6 +232,8 @@ class FakeRobots:
         )
 
     async def _outage(self) -> web.Response | None:
+        if self.latency:
+            await asyncio.sleep(self.latency)
         if self.outage == "hang":
             await self._release.wait()
             return web.Response(status=503, text="robot was hanging (fake outage)")
