@@ -49,7 +49,8 @@ def test_on_0364_every_outcome_counts_through_the_queue_fallback() -> None:
         assert exporter.value("comfyui_prompt_queue_wait_seconds_count", comfyui="old") == 0
         errors = sum(truth["failures"].values())
         assert errors == 10
-        assert exporter.value("comfyui_prompt_execution_seconds_count", comfyui="old", outcome="error") == errors
+        timed = exporter.value("comfyui_prompt_execution_seconds_count", comfyui="old", outcome="error")
+        assert timed == errors
         info = [
             dict(labels)
             for (name, labels), _ in exporter.samples().items()
