@@ -4,8 +4,10 @@ here, from reading its source: docs/comfyui-versions.md)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 
@@ -206,3 +208,22 @@ def test_unknown_version_is_refused_at_start() -> None:
 def test_profiles_cover_the_documented_versions() -> None:
     assert sorted(PROFILES) == ["0.3.64", "0.38", "0.8.0"]
     assert [PROFILES[v].jobs_api for v in ("0.3.64", "0.8.0", "0.38")] == [False, True, True]
+
+
+def _post_with_usage_source(sim: SimHandle) -> str:
+    req = urllib.request.Request(
+        sim.url + "/prompt",
+        data=json.dumps({"prompt": GRAPH}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Comfy-Usage-Source": "api-test"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())["prompt_id"]
+
+
+def test_038_records_the_usage_source_header(v038: SimHandle, v0364: SimHandle) -> None:
+    new, old = _post_with_usage_source(v038), _post_with_usage_source(v0364)
+    v038.wait_idle()
+    v0364.wait_idle()
+    assert v038.get(f"/history/{new}")[new]["prompt"][3]["comfy_usage_source"] == "api-test"
+    assert "comfy_usage_source" not in v0364.get(f"/history/{old}")[old]["prompt"][3]

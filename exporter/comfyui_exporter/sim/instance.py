@@ -129,8 +129,12 @@ class Instance:
             self.hub.send_sync("logs", {"entries": [entry], "size": size}, sid)
 
     # -- POST /prompt ---------------------------------------------------------------------------
-    def submit(self, body: Any) -> tuple[int, dict[str, Any]]:
-        """The body of ComfyUI's ``post_prompt``: returns ``(http_status, json_body)``."""
+    def submit(self, body: Any, usage_source: str | None = None) -> tuple[int, dict[str, Any]]:
+        """The body of ComfyUI's ``post_prompt``: returns ``(http_status, json_body)``.
+
+        ``usage_source`` is the ``Comfy-Usage-Source`` request header, which 0.38 copies into
+        ``extra_data.comfy_usage_source`` unless the body already has one.
+        """
         self.log("got prompt\n")
         if isinstance(body, dict) and "number" in body:
             number: Any = float(body["number"])
@@ -164,6 +168,8 @@ class Instance:
             extra_data = {}
         if "client_id" in body:
             extra_data["client_id"] = body["client_id"]
+        if self.profile.usage_source and usage_source and "comfy_usage_source" not in extra_data:
+            extra_data["comfy_usage_source"] = usage_source
         if not ok:
             self.log(f"invalid prompt: {error}\n")
             return 400, {"error": error, "node_errors": node_errors}

@@ -73,7 +73,7 @@ def add_comfy_routes(app: web.Application, sim: SimHost) -> None:
     @routes.post("/prompt")
     async def post_prompt(request: web.Request) -> web.Response:
         body = await request.json()  # invalid JSON raises -> aiohttp's plain-text 500, like ComfyUI
-        status, out = inst().submit(body)
+        status, out = inst().submit(body, request.headers.get("Comfy-Usage-Source"))
         return web.json_response(out, status=status)
 
     @routes.get("/queue")

@@ -54,6 +54,7 @@ class VersionProfile:
     strict_prompt_id: bool  # a client prompt_id must be a canonical UUID (400 invalid_prompt_id)
     missing_node_type: bool  # unknown / class-less nodes fail as "missing_node_type"
     all_devices: bool  # /system_stats lists every torch device, primary first
+    usage_source: bool  # the Comfy-Usage-Source header lands in extra_data.comfy_usage_source
     exec_frames: tuple[tuple[str, int, str], ...]
     current_outputs_graph_order: bool  # execution_error.current_outputs in graph order (0.3.64)
     validation_lines: tuple[int, int]  # validate_prompt, validate_inputs frame lines
@@ -77,6 +78,7 @@ PROFILES: dict[str, VersionProfile] = {
         strict_prompt_id=False,
         missing_node_type=False,
         all_devices=False,
+        usage_source=False,
         exec_frames=_EXEC_FRAMES_0364,
         current_outputs_graph_order=True,
         validation_lines=(1010, 788),
@@ -97,6 +99,7 @@ PROFILES: dict[str, VersionProfile] = {
         strict_prompt_id=False,
         missing_node_type=False,
         all_devices=False,
+        usage_source=False,
         exec_frames=_EXEC_FRAMES_080,
         current_outputs_graph_order=False,
         validation_lines=(1043, 818),
@@ -119,6 +122,7 @@ PROFILES: dict[str, VersionProfile] = {
         strict_prompt_id=True,
         missing_node_type=True,
         all_devices=True,
+        usage_source=True,
         exec_frames=_EXEC_FRAMES_080,
         current_outputs_graph_order=False,
         validation_lines=(1043, 818),
