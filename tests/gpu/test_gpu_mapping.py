@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -211,6 +213,42 @@ def test_instances_sharing_a_gpu_only_by_assumption_are_not_mapped() -> None:
     assert all(isinstance(r, GpuMapping) for r in map_devices([dev(instance="a"), dev(instance="b")], one))
 
 
+# -- ComfyUI 0.38: /system_stats lists every torch device ------------------------------------------
+def listed(n: int) -> tuple[str, ...]:
+    return tuple(f"cuda:{i} {H100} : cudaMallocAsync" for i in range(n))
+
+
+def test_a_full_device_list_makes_the_torch_index_the_cuda_ordinal() -> None:
+    """0.38 on an 8-GPU host without CUDA_VISIBLE_DEVICES lists all 8: nothing is hidden."""
+    second = dev(name=f"cuda:3 {H100} : cudaMallocAsync", index=3)
+    assert map_device(replace(second, listed=listed(8)), h100s()) == GpuMapping(
+        "c", "3", "GPU-h100-3", "device_list"
+    )
+
+
+def test_a_partial_device_list_means_an_invisible_cuda_visible_devices() -> None:
+    """0.38 sees 2 of 8 identical GPUs: which two is not visible, so no guess."""
+    result = map_device(replace(dev(), listed=listed(2)), h100s())
+    assert isinstance(result, Unmapped)
+    assert "2 of this host's 8" in result.reason
+    # an explicit --cuda-device still decides, and a single listed device behaves as before 0.38
+    pinned = replace(dev(("--cuda-device", "4")), listed=listed(1))
+    assert map_device(pinned, h100s()) == GpuMapping("c", "4", "GPU-h100-4", "cuda_ordinal")
+    assert map_device(replace(dev(), listed=listed(1)), h100s()).method == "assumed_ordinal"  # type: ignore[union-attr]
+
+
+def test_instances_sharing_a_gpu_with_full_device_lists_stay_mapped() -> None:
+    """Two 0.38 ComfyUIs that both list all GPUs and run on cuda:0 really share GPU 0."""
+    results = map_devices(
+        [replace(dev(instance="a"), listed=listed(8)), replace(dev(instance="b"), listed=listed(8))],
+        h100s(),
+    )
+    assert results == [
+        GpuMapping("a", "0", "GPU-h100-0", "device_list"),
+        GpuMapping("b", "0", "GPU-h100-0", "device_list"),
+    ]
+
+
 # -- robustness ------------------------------------------------------------------------------------
 names = st.one_of(
     st.none(),
@@ -235,6 +273,7 @@ devices = st.builds(
     st.one_of(st.none(), st.integers(-1, 2**40)),
     argvs.map(tuple),
     st.one_of(st.none(), st.text(max_size=20)),
+    st.lists(names.map(str), max_size=4).map(tuple),
 )
 gpus = st.lists(
     st.builds(

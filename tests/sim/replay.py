@@ -1,6 +1,7 @@
-"""Replay the ComfyUI 0.8.0 recordings against the simulator.
+"""Replay the ComfyUI 0.8.0 (or 0.3.64) recordings against the simulator.
 
-All 21 cases are replayed in recording order against ONE simulator process, like they were
+Each version's set is replayed against a simulator started with that ``--comfyui-version``.
+All 21 cases (20 for 0.3.64) are replayed in recording order against ONE simulator process, like they were
 recorded against one ComfyUI process: history, the output cache and the ``number`` counter carry
 over, so even ``number``/``priority`` values and history/job counts can be compared exactly.
 
@@ -24,6 +25,8 @@ from typing import Any
 import aiohttp
 
 from tests.support.recordings import RECORDINGS as TRANSCRIPTS  # the recordings, copied into the repo
+
+RECORDED_VERSIONS = ("0.8.0", "0.3.64")
 
 ORDER = [
     "success_with_client_id",
@@ -54,8 +57,20 @@ MAX_SLEEP = 3.0  # long (interrupted) sleeps are capped; the interrupt comes lon
 CASE_SCALE = {"queue_multiple_prompts": 0.5}
 
 
-def load_case(name: str) -> dict[str, Any]:
-    return json.loads((TRANSCRIPTS / f"{name}.json").read_text())
+def transcripts(version: str = "0.8.0") -> Any:
+    """The folder of one version's recordings (tests/fixtures/comfyui-<version>)."""
+    return TRANSCRIPTS.parent / f"comfyui-{version}"
+
+
+def order(version: str = "0.8.0") -> list[str]:
+    """Recording order of a version's cases, from their start times (0.3.64 has no
+    history_scaling_timings and recorded reconnect_during_execution before ws_handshake_and_logs)."""
+    names = [n for n in ORDER if (transcripts(version) / f"{n}.json").is_file()]
+    return sorted(names, key=lambda n: load_case(n, version)["recorded_at_epoch_ms"])
+
+
+def load_case(name: str, version: str = "0.8.0") -> dict[str, Any]:
+    return json.loads((transcripts(version) / f"{name}.json").read_text())
 
 
 @dataclass
@@ -84,13 +99,33 @@ def _scale_graph(body: Any, scale: float = TIME_SCALE) -> Any:
     return body
 
 
-def unrecorded_prompts() -> dict[str, list[tuple[str, dict[str, Any]]]]:
-    """Prompts the recording server ran between cases (they are only visible in the survey's
-    full /history): ``{case that follows them: [(recorded prompt id, POST /prompt body)]}``."""
+Gap = tuple[str, dict[str, Any], bool]  # (recorded prompt id, POST /prompt body, was interrupted)
+
+
+def _full_histories(version: str) -> dict[str, dict[str, Any]]:
+    """Every entry of every recorded full ``GET /history`` (the recorder may have truncated one;
+    then only its kept entries count), oldest first."""
+    items: dict[str, dict[str, Any]] = {}
+    for name in order(version):
+        for entry in load_case(name, version)["http"]:
+            if entry["method"] != "GET" or entry["path"] != "/history" or entry["status"] != 200:
+                continue
+            body = entry["response"]
+            if isinstance(body, dict) and body.get("_truncated_by_recorder"):
+                body = body["kept"]
+            for prompt_id, item in (body or {}).items():
+                items.setdefault(prompt_id, item)
+    return dict(sorted(items.items(), key=lambda kv: kv[1]["prompt"][0]))
+
+
+def unrecorded_prompts(version: str = "0.8.0") -> dict[str, list[Gap]]:
+    """Prompts the recording server ran before or between cases (they are only visible in full
+    /history answers): ``{case that follows them: [(recorded id, POST /prompt body, interrupted)]}``."""
     submitted: set[str] = set()
     first_number: dict[str, float] = {}
-    for name in ORDER:
-        for entry in load_case(name)["http"]:
+    names = order(version)
+    for name in names:
+        for entry in load_case(name, version)["http"]:
             resp = entry.get("response")
             if (
                 entry["method"] == "POST"
@@ -100,18 +135,17 @@ def unrecorded_prompts() -> dict[str, list[tuple[str, dict[str, Any]]]]:
             ):
                 submitted.add(resp["prompt_id"])
                 first_number.setdefault(name, resp["number"])
-    survey = load_case("history_and_jobs_api_survey")
-    full = next(e["response"] for e in survey["http"] if e["path"] == "/history")
-    gaps: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    for prompt_id, item in full.items():
+    gaps: dict[str, list[Gap]] = {}
+    for prompt_id, item in _full_histories(version).items():
         if prompt_id in submitted:
             continue
         number, _, graph, extra_data, _ = item["prompt"]
         body: dict[str, Any] = {"prompt": graph}
         if "client_id" in extra_data:
             body["client_id"] = extra_data["client_id"]
-        follower = next(n for n in ORDER if first_number.get(n, -1) > number)
-        gaps.setdefault(follower, []).append((prompt_id, body))
+        last = item["status"]["messages"][-1][0]
+        follower = next(n for n in names if first_number.get(n, -1) > number)
+        gaps.setdefault(follower, []).append((prompt_id, body, last == "execution_interrupted"))
     return gaps
 
 
@@ -122,7 +156,9 @@ def _status_timeline(case: dict[str, Any]) -> list[tuple[int, int]]:
         for f in frames:
             if f["frame"] == "text" and f["message"]["type"] == "status":
                 out.append((f["epoch_ms"], f["message"]["data"]["status"]["exec_info"]["queue_remaining"]))
-    return sorted(out)
+    # By time only: within one millisecond (0.3.64 sends enqueue, dequeue and completion in the
+    # same ms) the frames keep the order each client received them in.
+    return sorted(out, key=lambda entry: entry[0])
 
 
 def _remaining_at(timeline: list[tuple[int, int]], epoch_ms: int) -> int:
@@ -197,11 +233,12 @@ def decode_binary(data: bytes) -> dict[str, Any]:
 class Replayer:
     """Drives one simulator through all recorded cases."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, version: str = "0.8.0") -> None:
         self.base = base_url
+        self.version = version
         self.results: dict[str, CaseResult] = {}
         self._settled: str | None = None
-        self.gaps = unrecorded_prompts()
+        self.gaps = unrecorded_prompts(version)
 
     async def _request(self, session: aiohttp.ClientSession, method: str, path: str, body: Any) -> HttpResult:
         kwargs: dict[str, Any] = {}
@@ -247,11 +284,14 @@ class Replayer:
         raise TimeoutError("nothing started running")
 
     async def run_case(self, session: aiohttp.ClientSession, name: str) -> CaseResult:
-        case = load_case(name)
+        case = load_case(name, self.version)
         result = CaseResult()
-        for rec_id, body in self.gaps.get(name, []):
+        for rec_id, body, interrupted in self.gaps.get(name, []):
             res = await self._request(session, "POST", "/prompt", _scale_graph(body))
             result.id_map[res.body["prompt_id"]] = rec_id
+            if interrupted:  # the recorder interrupted it: do the same once it runs
+                await self.wait_running(session, settle=0.05)
+                await self._request(session, "POST", "/interrupt", {})
             await self.wait_idle(session)
         timeline = _status_timeline(case)
         clients: dict[str, WsClient] = {}
@@ -349,6 +389,6 @@ class Replayer:
     async def run_all(self) -> dict[str, CaseResult]:
         timeout = aiohttp.ClientTimeout(total=60)
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            for name in ORDER:
+            for name in order(self.version):
                 self.results[name] = await self.run_case(session, name)
         return self.results

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from .compare import comparable_frame, diff, loose_tokens, remap_ids, status_values, ws_frames
-from .replay import ORDER, TRANSCRIPTS, load_case
+from .conftest import REPLAY_FIXTURE
+from .replay import RECORDED_VERSIONS, load_case, order, transcripts
 
 TIMING_DEPENDENT = {
     "interrupt_during_slow_node",
@@ -26,19 +27,22 @@ LOGS_CASE = "ws_handshake_and_logs"
 
 
 def _clients() -> list[Any]:
-    if not TRANSCRIPTS.is_dir():
-        return []
     return [
-        pytest.param(name, client, id=f"{name}-{client}")
-        for name in ORDER
+        pytest.param(version, name, client, id=f"{version}-{name}-{client}")
+        for version in RECORDED_VERSIONS
+        if transcripts(version).is_dir()
+        for name in order(version)
         if name != "history_scaling_timings"
-        for client in load_case(name)["ws"]
+        for client in load_case(name, version)["ws"]
     ]
 
 
-@pytest.mark.parametrize(("case_name", "client"), _clients())
-def test_replay_ws_matches_recording(replayed: dict[str, Any], case_name: str, client: str) -> None:
-    recorded = ws_frames(load_case(case_name)["ws"][client])
+@pytest.mark.parametrize(("version", "case_name", "client"), _clients())
+def test_replay_ws_matches_recording(
+    request: pytest.FixtureRequest, version: str, case_name: str, client: str
+) -> None:
+    replayed: dict[str, Any] = request.getfixturevalue(REPLAY_FIXTURE[version])
+    recorded = ws_frames(load_case(case_name, version)["ws"][client])
     got = [dict(f) for f in ws_frames(replayed["results"][case_name].ws[client])]
     for f in got:
         if f["frame"] == "text":

@@ -1,4 +1,7 @@
-"""Access to the ComfyUI 0.8.0 recordings (copied from shared/comfyui-transcripts into the repo)."""
+"""Access to the ComfyUI recordings (copied from shared/comfyui-transcripts into the repo).
+
+0.8.0 is the default set; ``version="0.3.64"`` reads the recordings of a real 0.3.64 (no /api/jobs).
+"""
 
 from __future__ import annotations
 
@@ -9,16 +12,21 @@ from pathlib import Path
 from typing import Any
 
 RECORDINGS = Path(__file__).resolve().parent.parent / "fixtures" / "comfyui-0.8.0"
+VERSIONS = ("0.8.0", "0.3.64")
 _HISTORY_PATH = re.compile(r"^/(api/)?history(\?|/|$)")
 
 
-def case_names() -> list[str]:
-    return sorted(p.stem for p in RECORDINGS.glob("*.json"))
+def folder(version: str = "0.8.0") -> Path:
+    return RECORDINGS.parent / f"comfyui-{version}"
+
+
+def case_names(version: str = "0.8.0") -> list[str]:
+    return sorted(p.stem for p in folder(version).glob("*.json"))
 
 
 @cache
-def load(case: str) -> dict[str, Any]:
-    return json.loads((RECORDINGS / f"{case}.json").read_text(encoding="utf-8"))
+def load(case: str, version: str = "0.8.0") -> dict[str, Any]:
+    return json.loads((folder(version) / f"{case}.json").read_text(encoding="utf-8"))
 
 
 def _body(entry: dict[str, Any]) -> Any:
@@ -28,10 +36,10 @@ def _body(entry: dict[str, Any]) -> Any:
     return body
 
 
-def history_items(case: str) -> dict[str, dict[str, Any]]:
+def history_items(case: str, version: str = "0.8.0") -> dict[str, dict[str, Any]]:
     """Every history entry any recorded GET /history… response returned, by prompt id."""
     items: dict[str, dict[str, Any]] = {}
-    for entry in load(case)["http"]:
+    for entry in load(case, version)["http"]:
         if entry["method"] != "GET" or entry["status"] != 200 or not _HISTORY_PATH.match(entry["path"]):
             continue
         body = _body(entry)
@@ -42,10 +50,10 @@ def history_items(case: str) -> dict[str, dict[str, Any]]:
     return items
 
 
-def jobs(case: str) -> dict[str, dict[str, Any]]:
+def jobs(case: str, version: str = "0.8.0") -> dict[str, dict[str, Any]]:
     """Every job summary any recorded /api/jobs response returned, by id."""
     out: dict[str, dict[str, Any]] = {}
-    for entry in load(case)["http"]:
+    for entry in load(case, version)["http"]:
         if entry["method"] != "GET" or entry["status"] != 200 or not entry["path"].startswith("/api/jobs"):
             continue
         body = _body(entry)
@@ -61,10 +69,10 @@ def http_entries(case: str, path_prefix: str) -> list[dict[str, Any]]:
     return [e for e in load(case)["http"] if e["path"].startswith(path_prefix)]
 
 
-def ws_text_frames(case: str) -> list[tuple[str, dict[str, Any]]]:
+def ws_text_frames(case: str, version: str = "0.8.0") -> list[tuple[str, dict[str, Any]]]:
     """(client name, message) for every text frame the server sent in a case."""
     out = []
-    for client, frames in load(case)["ws"].items():
+    for client, frames in load(case, version)["ws"].items():
         for frame in frames:
             if frame.get("frame") == "text":
                 out.append((client, frame["message"]))

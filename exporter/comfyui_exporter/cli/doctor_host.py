@@ -162,6 +162,7 @@ def _gpu_rows(nvml: Any, config: ExporterConfig, systems: dict[str, dict[str, An
                 vram_total=device.get("vram_total") if isinstance(device.get("vram_total"), int) else None,
                 argv=tuple(str(a) for a in argv) if isinstance(argv, list) else (),
                 override_uuid=instance.gpu_uuid,
+                listed=tuple(str(d.get("name")) for d in stats.get("devices") or [] if isinstance(d, dict)),
             )
         )
     fix = "pin it: gpu: GPU-<uuid> in the config file, or NAME=URL@GPU-<uuid> in --comfyui-url (uuids above)"

@@ -123,6 +123,11 @@ class _Families:
         )
         self.cached = c("comfyui_prompt_cached_nodes_total", "Nodes served from ComfyUI's cache.", labels=i)
         d = [*i, "device"]
+        self.devices = g(
+            "comfyui_devices",
+            "Torch devices /system_stats lists: 1 up to 0.8.0 even on multi-GPU hosts, all visible on 0.38.",
+            labels=i,
+        )
         self.vram_total = g("comfyui_device_vram_total_bytes", "Device memory (/system_stats).", labels=d)
         self.vram_free = g(
             "comfyui_device_vram_free_bytes", "Free device memory as ComfyUI sees it.", labels=d
@@ -214,16 +219,17 @@ class _Families:
             self.execution.add_metric([n, outcome], histogram.cumulative(), histogram.sum)
         self.queue_wait.add_metric([n], s.queue_wait.cumulative(), s.queue_wait.sum)
         self.cached.add_metric([n], s.cached_nodes)
-        for device in s.devices():
-            labels = [n, device.name]
-            for family, value in (
-                (self.vram_total, device.vram_total),
-                (self.vram_free, device.vram_free),
-                (self.torch_reserved, device.torch_vram_total),
-                (self.torch_reserved_free, device.torch_vram_free),
+        if s.system is not None:
+            self.devices.add_metric([n], len(s.system.devices))
+        for device, values in s.device_series().items():
+            for family, key in (
+                (self.vram_total, "vram_total"),
+                (self.vram_free, "vram_free"),
+                (self.torch_reserved, "torch_vram_total"),
+                (self.torch_reserved_free, "torch_vram_free"),
             ):
-                if value is not None:
-                    family.add_metric(labels, value)
+                if key in values:
+                    family.add_metric([n, device], values[key])
         self.restarts.add_metric([n], s.restarts)
         self.ws_connected.add_metric([n], 1 if s.websocket_connected else 0)
         self.ws_reconnects.add_metric([n], s.websocket_reconnects)

@@ -19,9 +19,14 @@ explicit ``NAME=URL@GPU-uuid`` override always wins. See docs/gpu.md "Mapping Co
                                ties fall back to PCI order (observed behaviour, not documented by NVIDIA).
    several, mixed host      -> unmapped: FASTEST_FIRST and PCI_BUS_ID disagree, and which one is in
                                effect is not visible.
+   ComfyUI 0.38 lists every torch device it can see (``listed``, its own first). Without
+   --cuda-device/--default-device that list is the evidence the older versions lack:
+   it holds as many CUDA devices as NVML has GPUs (all identical)
+                            -> nothing is hidden: the torch index is the CUDA ordinal ("device_list").
+   it holds 2+ but fewer   -> CUDA_VISIBLE_DEVICES hides some: the ordinal is unknown, unmapped.
 4. Guard: when two or more instances reach the same GPU only through the *assumed* torch index (no
    --cuda-device), they were most likely pinned by an invisible CUDA_VISIBLE_DEVICES, so none of them
-   is mapped.
+   is mapped. A "device_list" mapping is not an assumption and is kept (two ComfyUIs may share a GPU).
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ class ComfyDevice:
     vram_total: int | None
     argv: tuple[str, ...]  # system_stats["system"]["argv"]
     override_uuid: str | None  # from NAME=URL@GPU-uuid
+    listed: tuple[str, ...] = ()  # every devices[*]["name"]; more than one only on 0.38+
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,7 @@ class GpuMapping:
     instance: str
     gpu: str
     uuid: str
-    method: str  # override | only_model | cuda_ordinal | assumed_ordinal
+    method: str  # override | only_model | cuda_ordinal | device_list | assumed_ordinal
 
 
 @dataclass(frozen=True)
@@ -173,15 +179,23 @@ def map_device(device: ComfyDevice, gpus: Sequence[KnownGpu]) -> GpuMapping | Un
             "orders disagree and the one in effect is not visible; add @GPU-uuid to its --comfyui-url",
         )
     ordinal, explicit = cuda_ordinal(device)
+    method = "cuda_ordinal" if explicit else "assumed_ordinal"
+    listed_cuda = [n for n in device.listed if torch_gpu_name(n)[1] is not None]
+    if not explicit and len(listed_cuda) >= 2:
+        if len(listed_cuda) != len(gpus):
+            return Unmapped(
+                device.instance,
+                f"ComfyUI sees {len(listed_cuda)} of this host's {len(gpus)} GPUs: CUDA_VISIBLE_DEVICES "
+                "picks them and is not visible; add --cuda-device N or @GPU-uuid",
+            )
+        method = "device_list"
     by_index = {g.index: g for g in gpus}
     if ordinal is None or ordinal not in by_index or by_index[ordinal] not in candidates:
         return Unmapped(
             device.instance, f"CUDA ordinal {ordinal} from argv/index matches no {gpu_name!r} GPU"
         )
     gpu = by_index[ordinal]
-    return GpuMapping(
-        device.instance, str(gpu.index), gpu.uuid, "cuda_ordinal" if explicit else "assumed_ordinal"
-    )
+    return GpuMapping(device.instance, str(gpu.index), gpu.uuid, method)
 
 
 def map_devices(devices: Iterable[ComfyDevice], gpus: Sequence[KnownGpu]) -> list[GpuMapping | Unmapped]:

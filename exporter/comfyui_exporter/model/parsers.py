@@ -1,7 +1,8 @@
 """Pure parsers: ComfyUI's JSON in, typed events out, ``MalformedError`` for anything else.
 
 Kept free of I/O so every parser can be fuzzed (tests/unit/test_parsers_fuzz.py) and checked
-against the recordings. Shapes follow ComfyUI 0.8.0 (see ``shared/comfyui-protocol.md``).
+against the recordings. Shapes follow ComfyUI 0.8.0 (see ``shared/comfyui-protocol.md``); 0.3.64
+and 0.38 answer in the same shapes (differences: docs/comfyui-versions.md).
 """
 
 from __future__ import annotations
@@ -28,6 +29,18 @@ _FINAL_MESSAGES = {
     "execution_success": Outcome.SUCCESS,
     "execution_error": Outcome.ERROR,
     "execution_interrupted": Outcome.INTERRUPTED,
+    # Not sent by any version read so far (0.38 still ends a cancel with execution_interrupted),
+    # but a cancel must never count as a failure, whatever a later version calls it.
+    "execution_cancelled": Outcome.INTERRUPTED,
+}
+# status_str without a final message: ComfyUI writes "success"/"error"; a cancel/interrupt spelled
+# out is an interruption, never a failure (0.38's /api/jobs says "cancelled" for these prompts).
+_STATUS_STR = {
+    "success": Outcome.SUCCESS,
+    "error": Outcome.ERROR,
+    "cancelled": Outcome.INTERRUPTED,
+    "canceled": Outcome.INTERRUPTED,
+    "interrupted": Outcome.INTERRUPTED,
 }
 
 
@@ -100,13 +113,11 @@ def parse_history_item(prompt_id: str, item: Mapping[str, Any], at: float) -> Pr
     if outcome is None:
         # No final message: trust status_str; ComfyUI writes "error" for anything not successful.
         status_str = status.get("status_str")
-        if status_str == "success":
-            outcome = Outcome.SUCCESS
-        elif status_str == "error":
-            outcome = Outcome.ERROR
-            failure = _failure({})
-        else:
+        outcome = _STATUS_STR.get(status_str) if isinstance(status_str, str) else None
+        if outcome is None:
             raise MalformedError(f"status.status_str: unknown value {status_str!r}")
+        if outcome is Outcome.ERROR:
+            failure = _failure({})
     created_at = None
     prompt = item.get("prompt")
     if isinstance(prompt, list) and len(prompt) >= 4 and isinstance(prompt[3], dict):
@@ -158,6 +169,8 @@ def parse_jobs_queue(body: Any, at: float) -> QueueSnapshot:
             running.append(entry)
         elif state == "pending":
             pending.append(entry)
+        # Finished jobs (completed, failed, 0.38's cancelled) are not queue state; outcomes come
+        # from /history only, so a "cancelled" job can never reach the failure counters from here.
     return QueueSnapshot(at=at, running=tuple(running), pending=tuple(pending))
 
 

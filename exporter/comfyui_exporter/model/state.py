@@ -45,6 +45,10 @@ MAX_EXCEPTION_TYPES = 32
 # Node types and exception types are capped separately; their combinations are capped too, so the
 # worst case is a few hundred series per instance, not 64 × 5 × 32.
 MAX_NODE_FAILURE_SERIES = 256
+# 0.38 lists every torch device of the host in /system_stats (0.8.0 and older: one). The names are
+# stable per device; past the cap the rest are summed into one ``other`` series.
+MAX_DEVICES = 16
+DEVICE_FIELDS = ("vram_total", "vram_free", "torch_vram_total", "torch_vram_free")
 OTHER = "other"
 UNKNOWN = "unknown"
 RECENT_FAILURES = 100
@@ -159,6 +163,7 @@ class InstanceState:
     node_failures: dict[tuple[str, str, str], int] = field(default_factory=dict)
     node_types: CappedLabels = field(default_factory=lambda: CappedLabels(MAX_NODE_TYPES))
     exception_types: CappedLabels = field(default_factory=lambda: CappedLabels(MAX_EXCEPTION_TYPES))
+    device_labels: CappedLabels = field(default_factory=lambda: CappedLabels(MAX_DEVICES))
     execution: dict[str, Histogram] = field(
         default_factory=lambda: {o.value: Histogram(EXECUTION_BUCKETS) for o in Outcome}
     )
@@ -344,3 +349,19 @@ class InstanceState:
 
     def devices(self) -> tuple[DeviceStats, ...]:
         return self.system.devices if self.system else ()
+
+    def device_series(self) -> dict[str, dict[str, int]]:
+        """``{device label: {field: bytes}}`` for the per-device gauges, the label set capped.
+
+        Devices past the cap (first come, first kept) are summed into ``other``, so a host with
+        dozens of devices still gives a bounded number of series and no duplicates.
+        """
+        out: dict[str, dict[str, int]] = {}
+        for device in self.devices():
+            label = self.device_labels.admit(device.name)
+            values = out.setdefault(label, {})
+            for name in DEVICE_FIELDS:
+                value = getattr(device, name)
+                if value is not None:
+                    values[name] = values.get(name, 0) + value if label == OTHER else value
+        return out

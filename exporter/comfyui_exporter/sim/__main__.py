@@ -12,6 +12,7 @@ from .instance import SimOptions
 from .runtime import SimServer
 from .scenario import ScenarioDriver, load_scenario
 from .sysinfo import DeviceOptions
+from .versions import DEFAULT_VERSION, PROFILES
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,6 +34,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--device-name", default="NVIDIA H200")
     p.add_argument("--vram-total", type=int, default=150754820096, metavar="BYTES")
+    p.add_argument(
+        "--comfyui-version",
+        choices=sorted(PROFILES),
+        default=DEFAULT_VERSION,
+        help="which ComfyUI release to answer like (docs/comfyui-versions.md)",
+    )
+    p.add_argument(
+        "--gpus", type=int, default=1, metavar="N", help="CUDA devices on the host (0.38 lists them all)"
+    )
     return p.parse_args(argv)
 
 
@@ -41,7 +51,9 @@ def options_from_args(ns: argparse.Namespace) -> SimOptions:
     argv = ["main.py", "--listen", host or "127.0.0.1", "--port", port]
     if ns.device == "cpu":
         argv.insert(1, "--cpu")
-    device = DeviceOptions(kind=ns.device, name=ns.device_name, vram_total=ns.vram_total, argv=argv)
+    device = DeviceOptions(
+        kind=ns.device, name=ns.device_name, vram_total=ns.vram_total, count=ns.gpus, argv=argv
+    )
     return SimOptions(
         host=host or "127.0.0.1",
         port=int(port),
@@ -52,6 +64,7 @@ def options_from_args(ns: argparse.Namespace) -> SimOptions:
         prefill_history=ns.prefill_history,
         checkpoints=list(ns.checkpoint),
         device=device,
+        comfyui_version=ns.comfyui_version,
     )
 
 

@@ -17,12 +17,14 @@ OOM_TIPS = (
 )
 
 _OMITTED = "    <source line omitted by recorder>\n"
-_EXEC_FRAMES = [
+Frame = tuple[str, int, str]
+# ComfyUI 0.8.0's frames above the node; other versions pass their own (sim/versions.py).
+_EXEC_FRAMES: tuple[Frame, ...] = (
     ("/opt/ComfyUI/execution.py", 518, "execute"),
     ("/opt/ComfyUI/execution.py", 329, "get_output_data"),
     ("/opt/ComfyUI/execution.py", 303, "_async_map_node_over_list"),
     ("/opt/ComfyUI/execution.py", 291, "process_inputs"),
-]
+)
 
 
 @dataclass(frozen=True)
@@ -82,19 +84,19 @@ ERROR_TYPE_OF_MODE = {
 }
 
 
-def traceback_frames(fault: Fault) -> list[str]:
+def traceback_frames(fault: Fault, exec_frames: tuple[Frame, ...] = _EXEC_FRAMES) -> list[str]:
     """The formatted, redacted frames ComfyUI stores in ``traceback``."""
     frames = [
-        *_EXEC_FRAMES,
+        *exec_frames,
         ("/opt/ComfyUI/custom_nodes/fault_injection/__init__.py", fault.line, "run"),
         *fault.extra_frames,
     ]
     return [f'  File "{path}", line {line}, in {func}\n{_OMITTED}' for path, line, func in frames]
 
 
-def log_traceback(fault: Fault) -> str:
+def log_traceback(fault: Fault, exec_frames: tuple[Frame, ...] = _EXEC_FRAMES) -> str:
     """The traceback block ComfyUI logs for a node exception (what ``logs`` subscribers see)."""
-    frames = "".join(traceback_frames(fault))
+    frames = "".join(traceback_frames(fault, exec_frames))
     return f"Traceback (most recent call last):\n{frames}{fault.exception_type}: {fault.message}\n\n"
 
 
@@ -150,6 +152,7 @@ def execution_error(
     mode: str,
     inputs: dict[str, list[Any]],
     cached_ids: list[str],
+    exec_frames: tuple[Frame, ...] = _EXEC_FRAMES,
 ) -> dict[str, Any]:
     """The ``execution_error`` data (without timestamp; ``add_message`` stamps it)."""
     fault = FAULTS[mode]
@@ -160,7 +163,7 @@ def execution_error(
         "executed": list(executed),
         "exception_message": exception_message(fault),
         "exception_type": fault.exception_type,
-        "traceback": traceback_frames(fault),
+        "traceback": traceback_frames(fault, exec_frames),
         "current_inputs": inputs,
         "current_outputs": list(cached_ids),
     }

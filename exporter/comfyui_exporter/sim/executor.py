@@ -21,6 +21,7 @@ from .graphs import execution_order, signatures
 from .hub import PREVIEW_JPEG, Hub, encode_preview, encode_preview_meta, encode_text
 from .nodes import NodeClass
 from .queue import PromptQueue, QueueItem
+from .versions import DEFAULT_VERSION, PROFILES, VersionProfile
 
 
 def now_ms() -> int:
@@ -68,7 +69,9 @@ class Executor:
         on_finished: Callable[[str], None],
         step_seconds: float = 0.02,
         log: Callable[[str], None] | None = None,
+        profile: VersionProfile | None = None,
     ) -> None:
+        self.profile = profile or PROFILES[DEFAULT_VERSION]
         self.queue = queue
         self.log = log or (lambda _msg: None)
         self.hub = hub
@@ -327,12 +330,13 @@ class Executor:
                 ctx.executed,
                 fail.mode,
                 inputs,
-                _current_outputs(graph, fail.node_id),
+                _current_outputs(graph, fail.node_id, self.profile.current_outputs_graph_order),
+                self.profile.exec_frames,
             )
             self._add_message(ctx, "execution_error", data, False)
             fault = errors.FAULTS[fail.mode]
             self.log(f"!!! Exception during processing !!! {fault.message}\n")
-            self.log(errors.log_traceback(fault))
+            self.log(errors.log_traceback(fault, self.profile.exec_frames))
         finally:
             self.last_node_id = None
 
@@ -372,6 +376,8 @@ def _blocked_input(node: dict[str, Any], values: dict[str, Any]) -> Blocker | No
     return None
 
 
-def _current_outputs(graph: dict[str, Any], failing: str) -> list[str]:
-    """Node ids holding cache entries when the error happened (ComfyUI lists a set; failing node first)."""
-    return [failing, *[n for n in graph if n != failing]]
+def _current_outputs(graph: dict[str, Any], failing: str, graph_order: bool = False) -> list[str]:
+    """Node ids holding cache entries when the error happened (ComfyUI lists a set: 0.8.0 shows
+    the failing node first, 0.3.64 graph order)."""
+    ids = [failing, *[n for n in graph if n != failing]]
+    return [n for n in graph if n in ids] if graph_order else ids

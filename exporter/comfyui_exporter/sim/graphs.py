@@ -8,9 +8,12 @@ graph, then the output set, then a recursive input check per output node.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .nodes import NodeClass
+
+if TYPE_CHECKING:
+    from .versions import VersionProfile
 
 
 def _error(typ: str, message: str, details: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -19,10 +22,14 @@ def _error(typ: str, message: str, details: str, extra: dict[str, Any] | None = 
 
 # A KeyError traceback as ComfyUI prints it (recorder-redacted form), for dangling links.
 _OMITTED = "    <source line omitted by recorder>\n"
-_VALIDATION_TB = [
-    f'  File "/opt/ComfyUI/execution.py", line 1043, in validate_prompt\n{_OMITTED}',
-    f'  File "/opt/ComfyUI/execution.py", line 818, in validate_inputs\n{_OMITTED}',
-]
+
+
+def _validation_tb(lines: tuple[int, int] = (1043, 818)) -> list[str]:
+    """The two frames of that traceback; the line numbers differ per ComfyUI version."""
+    return [
+        f'  File "/opt/ComfyUI/execution.py", line {lines[0]}, in validate_prompt\n{_OMITTED}',
+        f'  File "/opt/ComfyUI/execution.py", line {lines[1]}, in validate_inputs\n{_OMITTED}',
+    ]
 
 
 class _LinkError(Exception):
@@ -150,13 +157,40 @@ def _validate_node(
     return ok
 
 
+def _missing_node_type(node_id: str, node: Any) -> dict[str, Any]:
+    """0.38's answer for a node without class_type or with an unknown one (was invalid_prompt)."""
+    class_type = node.get("class_type") if isinstance(node, dict) else None
+    meta = node.get("_meta", {}) if isinstance(node, dict) else {}
+    if class_type is None:
+        title = meta.get("title")
+        message = (
+            f"Node '{title or f'ID #{node_id}'}' has no class_type. "
+            "The workflow may be corrupted or a custom node is missing."
+        )
+    else:
+        title = meta.get("title", class_type)
+        message = f"Node '{title}' not found. The custom node may not be installed."
+    return _error(
+        "missing_node_type",
+        message,
+        f"Node ID '#{node_id}'",
+        {"node_id": node_id, "class_type": class_type, "node_title": title},
+    )
+
+
 def validate_prompt(
-    prompt: Any, classes: dict[str, NodeClass], partial: list[str] | None = None
+    prompt: Any,
+    classes: dict[str, NodeClass],
+    partial: list[str] | None = None,
+    profile: VersionProfile | None = None,
 ) -> tuple[bool, dict[str, Any] | None, list[str], dict]:
     """Validate a graph; returns ``(ok, error, good_outputs, node_errors)`` like ComfyUI."""
     outputs: list[str] = []
     for node_id in prompt:
         node = prompt[node_id]
+        unknown = not isinstance(node, dict) or node.get("class_type", None) not in classes
+        if unknown and profile is not None and profile.missing_node_type:
+            return False, _missing_node_type(node_id, node), [], {}
         if not isinstance(node, dict) or "class_type" not in node:
             return (
                 False,
@@ -199,7 +233,10 @@ def validate_prompt(
                     "exception_during_validation",
                     "Exception when validating node",
                     str(ex),
-                    {"exception_type": "KeyError", "traceback": list(_VALIDATION_TB)},
+                    {
+                        "exception_type": "KeyError",
+                        "traceback": _validation_tb(profile.validation_lines if profile else (1043, 818)),
+                    },
                 )
             ]
             validated[out] = (False, reasons)

@@ -20,11 +20,6 @@ PREVIEW_IMAGE = 1
 TEXT = 3
 PREVIEW_IMAGE_WITH_METADATA = 4
 
-SERVER_FEATURES = {
-    "supports_preview_metadata": True,
-    "max_upload_size": 104857600,
-    "extension": {"manager": {"supports_v4": True}},
-}
 
 
 def _fake_jpeg(size: int = 4726) -> bytes:

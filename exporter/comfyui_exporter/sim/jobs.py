@@ -1,5 +1,9 @@
 """``/api/jobs`` and ``/api/jobs/{id}`` as in ComfyUI 0.8.0 (``comfy_execution/jobs.py``).
 
+Later versions are flags: ``cancelled`` (interrupted prompts are ``cancelled``, not ``failed``) and
+``previewable`` (0.38: summaries carry ``previewable_outputs_count`` and a queued job's detail
+carries its ``workflow``). The cancel endpoints of 0.38 live in ``cancel_jobs``.
+
 The list endpoint deliberately keeps the real cost profile: whenever completed/failed jobs are
 requested every history entry is normalized, then sorted, then sliced, so a benchmark against the
 simulator sees the same O(history) behaviour as against ComfyUI.
@@ -38,19 +42,25 @@ def _meta(extra_data: dict[str, Any]) -> tuple[Any, Any]:
     return extra_data.get("create_time"), workflow.get("id") if isinstance(workflow, dict) else None
 
 
-def queue_job(item: list[Any], status: str) -> dict[str, Any]:
+def queue_job(
+    item: list[Any], status: str, previewable: bool = False, detail: bool = False
+) -> dict[str, Any]:
     """Summary of a pending/running queue item (sensitive element already stripped)."""
     create_time, workflow_id = _meta(item[3])
-    return _prune(
-        {
-            "id": item[1],
-            "status": status,
-            "priority": item[0],
-            "create_time": create_time,
-            "outputs_count": 0,
-            "workflow_id": workflow_id,
-        }
-    )
+    job: dict[str, Any] = {
+        "id": item[1],
+        "status": status,
+        "priority": item[0],
+        "create_time": create_time,
+        "outputs_count": 0,
+    }
+    if previewable:
+        job["previewable_outputs_count"] = 0
+    job["workflow_id"] = workflow_id
+    job = _prune(job)
+    if previewable and detail:
+        job["workflow"] = {"prompt": item[2], "extra_data": item[3]}
+    return job
 
 
 def _previewable(media_type: str, entry: dict[str, Any]) -> bool:
@@ -60,6 +70,19 @@ def _previewable(media_type: str, entry: dict[str, Any]) -> bool:
     if fmt and (fmt.startswith("video/") or fmt.startswith("audio/")):
         return True
     return entry.get("filename", "").lower().endswith(THREE_D)
+
+
+def _previewable_count(outputs: dict[str, Any]) -> int:
+    """0.38's ``previewable_outputs_count``: output items the frontend can show."""
+    return sum(
+        1
+        for node_outputs in outputs.values()
+        if isinstance(node_outputs, dict)
+        for media_type, entries in node_outputs.items()
+        if media_type != "animated" and isinstance(entries, list)
+        for entry in entries
+        if isinstance(entry, dict) and _previewable(media_type, entry)
+    )
 
 
 def outputs_summary(outputs: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
@@ -86,7 +109,11 @@ def outputs_summary(outputs: dict[str, Any]) -> tuple[int, dict[str, Any] | None
 
 
 def history_job(
-    prompt_id: str, item: dict[str, Any], full: bool = False, cancelled: bool = False
+    prompt_id: str,
+    item: dict[str, Any],
+    full: bool = False,
+    cancelled: bool = False,
+    previewable: bool = False,
 ) -> dict[str, Any]:
     """Summary (or, with ``full``, detail) of a history entry."""
     priority, _, graph, extra_data, _ = item["prompt"]
@@ -109,20 +136,19 @@ def history_job(
         status = CANCELLED
     outputs = item.get("outputs", {})
     count, preview = outputs_summary(outputs)
-    job = _prune(
-        {
-            "id": prompt_id,
-            "status": status,
-            "priority": priority,
-            "create_time": create_time,
-            "execution_start_time": start,
-            "execution_end_time": end,
-            "execution_error": error,
-            "outputs_count": count,
-            "preview_output": preview,
-            "workflow_id": workflow_id,
-        }
-    )
+    job = {
+        "id": prompt_id,
+        "status": status,
+        "priority": priority,
+        "create_time": create_time,
+        "execution_start_time": start,
+        "execution_end_time": end,
+        "execution_error": error,
+        "outputs_count": count,
+    }
+    if previewable:
+        job["previewable_outputs_count"] = _previewable_count(outputs)
+    job = _prune({**job, "preview_output": preview, "workflow_id": workflow_id})
     if full:
         job["outputs"] = outputs
         job["execution_status"] = status_info
@@ -176,17 +202,18 @@ def list_jobs(
     history: dict[str, Any],
     params: dict[str, Any],
     cancelled: bool = False,
+    previewable: bool = False,
 ) -> dict[str, Any]:
     """Build the ``{"jobs", "pagination"}`` body."""
     wanted = params["status_filter"] or ([*ALL_STATUSES, CANCELLED] if cancelled else ALL_STATUSES)
     jobs: list[dict[str, Any]] = []
     if IN_PROGRESS in wanted:
-        jobs += [queue_job(i, IN_PROGRESS) for i in running]
+        jobs += [queue_job(i, IN_PROGRESS, previewable) for i in running]
     if PENDING in wanted:
-        jobs += [queue_job(i, PENDING) for i in pending]
+        jobs += [queue_job(i, PENDING, previewable) for i in pending]
     if COMPLETED in wanted or FAILED in wanted or CANCELLED in wanted:
         for prompt_id, item in history.items():
-            job = history_job(prompt_id, item, cancelled=cancelled)
+            job = history_job(prompt_id, item, cancelled=cancelled, previewable=previewable)
             if job["status"] in wanted:
                 jobs.append(job)
     if params["workflow_id"]:
@@ -225,14 +252,24 @@ def get_job(
     pending: list[list[Any]],
     history: dict[str, Any],
     cancelled: bool = False,
+    previewable: bool = False,
 ) -> dict[str, Any] | None:
     """One job: history detail first, then running, then pending; None when unknown."""
     if job_id in history:
-        return history_job(job_id, history[job_id], full=True, cancelled=cancelled)
+        return history_job(job_id, history[job_id], full=True, cancelled=cancelled, previewable=previewable)
     for item in running:
         if item[1] == job_id:
-            return queue_job(item, IN_PROGRESS)
+            return queue_job(item, IN_PROGRESS, previewable, detail=True)
     for item in pending:
         if item[1] == job_id:
-            return queue_job(item, PENDING)
+            return queue_job(item, PENDING, previewable, detail=True)
+    return None
+
+
+def cancel_target(job_id: str, running: list[list[Any]], pending: list[list[Any]]) -> str | None:
+    """0.38's cancel classification: "running", "pending", or None (finished or unknown: a no-op)."""
+    if any(item[1] == job_id for item in running):
+        return "running"
+    if any(item[1] == job_id for item in pending):
+        return "pending"
     return None

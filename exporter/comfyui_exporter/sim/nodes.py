@@ -99,10 +99,13 @@ def build_node_classes(checkpoints: list[str]) -> dict[str, NodeClass]:
                 "seconds": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 86400.0, "step": 0.1}),
                 "steps": ("INT", {"default": 1, "min": 0, "max": 10000}),
                 "salt": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF}),
+            },
+            # Optional: the 0.3.64 server ran prompts without them (see its recorded history).
+            optional={
                 "emit_preview": ("BOOLEAN", {"default": False}),
                 "emit_text": ("BOOLEAN", {"default": False}),
+                "image": ("IMAGE", {}),
             },
-            optional={"image": ("IMAGE", {})},
             return_types=("IMAGE",),
             unique_id_input=True,
         ),

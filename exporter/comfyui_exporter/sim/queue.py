@@ -31,6 +31,7 @@ class PromptQueue:
         self.flags: dict[str, Any] = {}
         self._on_change = on_change or (lambda: None)
         self._not_empty = asyncio.Event()
+        self.history_strip_keys: tuple[str, ...] = ()  # extra_data keys dropped on the way to history
 
     # -- counters -------------------------------------------------------------------------------
     def next_number(self, front: bool) -> int:
@@ -68,7 +69,10 @@ class PromptQueue:
         item = self.running.pop(task_id)
         if len(self.history) > MAXIMUM_HISTORY_SIZE:
             self.history.pop(next(iter(self.history)))
-        self.history[item[1]] = {"prompt": list(item[:5]), "outputs": outputs, "status": status, "meta": meta}
+        prompt = list(item[:5])
+        if self.history_strip_keys:
+            prompt[3] = {k: v for k, v in prompt[3].items() if k not in self.history_strip_keys}
+        self.history[item[1]] = {"prompt": prompt, "outputs": outputs, "status": status, "meta": meta}
         self._on_change()
 
     def drop_running(self, task_id: int) -> None:

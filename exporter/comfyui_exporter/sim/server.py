@@ -1,4 +1,4 @@
-"""ComfyUI 0.8.0's HTTP and websocket routes, each also registered under ``/api``.
+"""ComfyUI's HTTP and websocket routes (0.8.0, or the version profile's), each also under ``/api``.
 
 Handlers read the *current* Instance from the simulator process on every request, so the same route
 table serves whichever simulated process is alive. Status codes, content types and bodies follow
@@ -16,8 +16,8 @@ import aiohttp
 from aiohttp import web
 
 from . import jobs as jobs_api
-from .hub import SERVER_FEATURES
 from .sysinfo import system_stats
+from .versions import canonical_uuid
 
 if TYPE_CHECKING:
     from .host import SimHost
@@ -54,7 +54,7 @@ def add_comfy_routes(app: web.Application, sim: SimHost) -> None:
                     data = json.loads(msg.data)
                     if first and data.get("type") == "feature_flags":
                         me.hub.metadata.setdefault(sid, {})["feature_flags"] = data.get("data", {})
-                        await me.hub.send_now(ws, "feature_flags", SERVER_FEATURES)
+                        await me.hub.send_now(ws, "feature_flags", sim.opts.profile.features)
                 except (ValueError, AttributeError):
                     pass
                 first = False
@@ -64,7 +64,7 @@ def add_comfy_routes(app: web.Application, sim: SimHost) -> None:
 
     @routes.get("/features")
     async def features(request: web.Request) -> web.Response:
-        return web.json_response(SERVER_FEATURES)
+        return web.json_response(sim.opts.profile.features)
 
     @routes.get("/prompt")
     async def get_prompt(request: web.Request) -> web.Response:
@@ -73,7 +73,7 @@ def add_comfy_routes(app: web.Application, sim: SimHost) -> None:
     @routes.post("/prompt")
     async def post_prompt(request: web.Request) -> web.Response:
         body = await request.json()  # invalid JSON raises -> aiohttp's plain-text 500, like ComfyUI
-        status, out = inst().submit(body)
+        status, out = inst().submit(body, request.headers.get("Comfy-Usage-Source"))
         return web.json_response(out, status=status)
 
     @routes.get("/queue")
@@ -143,7 +143,8 @@ def add_comfy_routes(app: web.Application, sim: SimHost) -> None:
     @routes.get("/system_stats")
     async def get_system_stats(request: web.Request) -> web.Response:
         me = inst()
-        return web.json_response(system_stats(sim.opts.device, me.rng, bool(me.queue.running)))
+        stats = system_stats(sim.opts.device, me.rng, bool(me.queue.running), sim.opts.profile)
+        return web.json_response(stats)
 
     @routes.get("/object_info")
     async def object_info(request: web.Request) -> web.Response:
@@ -163,35 +164,89 @@ def add_comfy_routes(app: web.Application, sim: SimHost) -> None:
     async def logs_raw(request: web.Request) -> web.Response:
         return web.json_response({"entries": list(inst().logs), "size": {"cols": 80, "rows": 24}})
 
-    if not sim.opts.no_jobs_api:
-
+    if sim.opts.jobs_api:
+        _add_jobs_routes(routes, sim, inst)
+    else:
+        # Before 0.6.0 nothing serves /api/jobs: a bodiless 404, as recorded on 0.3.64.
         @routes.get("/api/jobs")
-        async def get_jobs(request: web.Request) -> web.Response:
-            cancelled = sim.opts.jobs_cancelled
-            try:
-                params = jobs_api.parse_query(request.rel_url.query, cancelled)
-            except jobs_api.JobsError as err:
-                return web.json_response(err.body, status=400)
-            q = inst().queue
-            running, pending = q.current_queue()
-            return web.json_response(jobs_api.list_jobs(running, pending, q.history, params, cancelled))
+        async def no_jobs(request: web.Request) -> web.Response:
+            return web.Response(status=404)
 
         @routes.get("/api/jobs/{job_id}")
-        async def get_job(request: web.Request) -> web.Response:
-            q = inst().queue
-            running, pending = q.current_queue()
-            job = jobs_api.get_job(
-                request.match_info["job_id"], running, pending, q.history, sim.opts.jobs_cancelled
-            )
-            if job is None:
-                return web.json_response({"error": "Job not found"}, status=404)
-            return web.json_response(job)
+        async def no_job(request: web.Request) -> web.Response:
+            return web.Response(status=404)
 
     # Every route also under /api (ComfyUI's add_routes does the same; /api/jobs -> /api/api/jobs).
     for route in list(routes):
         assert isinstance(route, web.RouteDef)
         app.router.add_route(route.method, route.path, route.handler)
         app.router.add_route(route.method, "/api" + route.path, route.handler)
+
+
+def _add_jobs_routes(routes: web.RouteTableDef, sim: SimHost, inst: Any) -> None:
+    """``/api/jobs`` (0.6.0+), and on 0.38 the single and batch cancel endpoints."""
+    prof = sim.opts.profile
+    previewable = prof.previewable_count
+
+    @routes.get("/api/jobs")
+    async def get_jobs(request: web.Request) -> web.Response:
+        cancelled = sim.opts.cancelled_status
+        try:
+            params = jobs_api.parse_query(request.rel_url.query, cancelled)
+        except jobs_api.JobsError as err:
+            return web.json_response(err.body, status=400)
+        q = inst().queue
+        running, pending = q.current_queue()
+        body = jobs_api.list_jobs(running, pending, q.history, params, cancelled, previewable)
+        return web.json_response(body)
+
+    @routes.get("/api/jobs/{job_id}")
+    async def get_job(request: web.Request) -> web.Response:
+        q = inst().queue
+        running, pending = q.current_queue()
+        job = jobs_api.get_job(
+            request.match_info["job_id"], running, pending, q.history, sim.opts.cancelled_status, previewable
+        )
+        if job is None:
+            return web.json_response({"error": "Job not found"}, status=404)
+        return web.json_response(job)
+
+    if not prof.jobs_cancel_api:
+        return
+
+    def cancel_one(job_id: str) -> bool:
+        """Interrupt it when running, dequeue it when pending (no history entry then)."""
+        me = inst()
+        running, pending = me.queue.current_queue()
+        target = jobs_api.cancel_target(job_id, running, pending)
+        if target == "running":
+            me.log(f"Cancelling running prompt {job_id}\n")
+            me.executor.interrupt()
+            return True
+        if target == "pending":
+            me.log(f"Cancelling pending prompt {job_id}\n")
+            return me.queue.delete_queue_item(lambda item: item[1] == job_id)
+        return False
+
+    @routes.post("/api/jobs/cancel")
+    async def cancel_batch(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"error": "Request body must be valid JSON"}, status=400)
+        job_ids = body.get("job_ids") if isinstance(body, dict) else None
+        if not isinstance(job_ids, list):
+            return web.json_response({"error": "job_ids must be a list"}, status=400)
+        invalid = [j if isinstance(j, str) else repr(j) for j in job_ids if not canonical_uuid(j)]
+        if invalid:
+            body = {"error": "job_ids contains invalid id(s)", "invalid_ids": invalid}
+            return web.json_response(body, status=400)
+        results = [cancel_one(j) for j in job_ids]
+        return web.json_response({"cancelled": any(results)})
+
+    @routes.post("/api/jobs/{job_id}/cancel")
+    async def cancel_job(request: web.Request) -> web.Response:
+        return web.json_response({"cancelled": cancel_one(request.match_info["job_id"])})
 
 
 def _node_info(cls: Any) -> dict[str, Any]:

@@ -57,6 +57,7 @@ class Exporter:
                         vram_total=device.vram_total if device else None,
                         argv=system.argv if system else (),
                         override_uuid=watcher.instance_config.gpu_uuid,
+                        listed=tuple(d.name for d in system.devices) if system else (),
                     )
                 )
             return out

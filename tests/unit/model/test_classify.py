@@ -6,7 +6,7 @@ import pytest
 
 from comfyui_exporter.model.classify import classify
 from comfyui_exporter.model.events import ErrorType
-from tests.support.recordings import case_names, history_items
+from tests.support.recordings import VERSIONS, case_names, history_items
 
 # What the issue's contract says each recorded exception must be.
 RECORDED = {
@@ -19,8 +19,8 @@ RECORDED = {
 
 def _recorded_errors() -> list[tuple[str, str, str]]:
     out = {}
-    for case in case_names():
-        for item in history_items(case).values():
+    for case, version in [(c, v) for v in VERSIONS for c in case_names(v)]:
+        for item in history_items(case, version).values():
             for kind, data in item["status"]["messages"]:
                 if kind == "execution_error":
                     out[(data["exception_type"], data["exception_message"])] = case
@@ -56,6 +56,15 @@ SYNTHETIC = [
     ("RuntimeError", "cuDNN error: CUDNN_STATUS_EXECUTION_FAILED", ErrorType.CUDA_ERROR),
     ("RuntimeError", "CUBLAS_STATUS_EXECUTION_FAILED when calling cublasGemmEx", ErrorType.CUDA_ERROR),
     ("torch.AcceleratorError", "CUDA error: unspecified launch failure", ErrorType.CUDA_ERROR),
+    # 0.38's is_oom() also treats an AcceleratorError saying "out of memory" as an OOM (and
+    # appends the OOM tips): it must page as oom, not as a driver fault.
+    (
+        "torch.AcceleratorError",
+        "CUDA error: out of memory\nCUDA kernel errors might be asynchronously reported at some "
+        "other API call\nThis error means you ran out of memory on your GPU.\n\nTIPS: If the "
+        "workflow worked before you might have accidentally set the batch_size to a large number.",
+        ErrorType.OOM,
+    ),
     (
         "RuntimeError",
         "CUDA error: no kernel image is available for execution on the device",
