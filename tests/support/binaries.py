@@ -344,8 +344,10 @@ def start_alertmanager(
     workdir: str | Path,
     extra_args: Sequence[str] = (),
     ready_timeout: float = 30,
+    cluster_args: Sequence[str] = (),
 ) -> Iterator[Alertmanager]:
-    """Run Alertmanager with ``config_path`` on a free port, clustering off."""
+    """Run Alertmanager with ``config_path`` on a free port, clustering off unless ``cluster_args``
+    (``--cluster.listen-address=...``, ``--cluster.peer=...``) turn it on (tests/ha)."""
     config_path = Path(config_path).resolve()
     workdir = Path(workdir)
 
@@ -355,7 +357,7 @@ def start_alertmanager(
             f"--storage.path={wd / 'alertmanager-data'}",
             f"--web.listen-address=127.0.0.1:{port}",
             f"--web.external-url=http://127.0.0.1:{port}",
-            "--cluster.listen-address=",
+            *(cluster_args or ["--cluster.listen-address="]),
             *extra_args,
         ]
 
