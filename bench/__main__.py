@@ -28,6 +28,7 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("5", "bench.s5_ingest", "5. Ingestion throughput"),
     ("6", "bench.s6_memory", "6. Memory"),
     ("7", "bench.s7_relay", "7. Relay burst"),
+    ("8", "bench.s8_fleet", "8. Fleet"),
 ]
 
 

@@ -22,6 +22,8 @@ API_VERSIONS = {
     "Service": "v1",
     "ServiceMonitor": "monitoring.coreos.com/v1",
     "PrometheusRule": "monitoring.coreos.com/v1",
+    "Prometheus": "monitoring.coreos.com/v1",  # ha/
+    "Alertmanager": "monitoring.coreos.com/v1",  # ha/
     "Kustomization": "kustomize.config.k8s.io/v1beta1",
     "Component": "kustomize.config.k8s.io/v1alpha1",
 }

@@ -37,6 +37,7 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     "promtool": ("promtool",),
     "alertmanager": ("prometheus-alertmanager", "alertmanager"),
     "amtool": ("amtool",),
+    "victoria-metrics": ("victoria-metrics", "victoria-metrics-prod"),  # tests/ha long-term storage
 }
 INSTALL_HINT = "apt-get install -y --no-install-recommends prometheus prometheus-alertmanager"
 
@@ -47,7 +48,7 @@ def in_ci() -> bool:
 
 def find_binary(name: str) -> str | None:
     """The path of a binary (``prometheus``, ``promtool``, ``alertmanager``, ``amtool``) or None."""
-    override = os.environ.get(f"{name.upper()}_BIN")
+    override = os.environ.get(f"{name.upper().replace('-', '_')}_BIN")
     if override:
         return override if Path(override).is_file() and os.access(override, os.X_OK) else None
     for candidate in CANDIDATES[name]:
@@ -63,7 +64,13 @@ def require_binary(name: str) -> str:
     if path:
         return path
     names = " or ".join(CANDIDATES[name])
-    reason = f"{names} not found on PATH (nor ${name.upper()}_BIN); install with: {INSTALL_HINT}"
+    hint = (
+        INSTALL_HINT
+        if name != "victoria-metrics"
+        else "apt-get install -y --no-install-recommends victoria-metrics"
+    )
+    env = f"{name.upper().replace('-', '_')}_BIN"
+    reason = f"{names} not found on PATH (nor ${env}); install with: {hint}"
     if in_ci():
         pytest.fail(f"CI=true and a required binary is missing: {reason}", pytrace=False)
     pytest.skip(reason)
@@ -344,8 +351,10 @@ def start_alertmanager(
     workdir: str | Path,
     extra_args: Sequence[str] = (),
     ready_timeout: float = 30,
+    cluster_args: Sequence[str] = (),
 ) -> Iterator[Alertmanager]:
-    """Run Alertmanager with ``config_path`` on a free port, clustering off."""
+    """Run Alertmanager with ``config_path`` on a free port, clustering off unless ``cluster_args``
+    (``--cluster.listen-address=...``, ``--cluster.peer=...``) turn it on (tests/ha)."""
     config_path = Path(config_path).resolve()
     workdir = Path(workdir)
 
@@ -355,7 +364,7 @@ def start_alertmanager(
             f"--storage.path={wd / 'alertmanager-data'}",
             f"--web.listen-address=127.0.0.1:{port}",
             f"--web.external-url=http://127.0.0.1:{port}",
-            "--cluster.listen-address=",
+            *(cluster_args or ["--cluster.listen-address="]),
             *extra_args,
         ]
 
