@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 
-from comfyui_exporter.sources.plugin_stream import (
+from comfyui_exporter.model.plugin_records import (
     PluginConnection,
-    PluginStreamClient,
     PromptFinished,
     PromptRejected,
     PromptStarted,
     StreamGap,
     StreamReset,
 )
+from comfyui_exporter.sources.plugin_stream import PluginStreamClient
 
 from .harness import ComfyWorld, graph, recorded_submissions
 

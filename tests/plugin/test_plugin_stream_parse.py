@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from comfyui_exporter.comfyui_plugin.summarize import no_prompt_fields, rejection_fields
-from comfyui_exporter.sources.plugin_stream import (
+from comfyui_exporter.model.plugin_records import (
     FINISH_STATUSES,
     REJECT_REASONS,
     VRAM_GUARD_ACTIONS,
@@ -22,12 +22,12 @@ from comfyui_exporter.sources.plugin_stream import (
     PromptRejected,
     PromptStarted,
     PromptSubmitted,
-    StreamCursor,
     StreamGap,
     StreamReset,
     VramGuardTrip,
     parse_batch,
 )
+from comfyui_exporter.sources.plugin_stream import StreamCursor
 
 from .harness import recorded_submissions
 
