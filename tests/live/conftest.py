@@ -68,4 +68,3 @@ def exporter(comfy: RealComfyUI) -> Iterator[ExporterProcess]:
         yield proc
     finally:
         proc.stop()
-        print(f"\n--- exporter log (tail) ---\n{proc.logs()[-3000:]}")
