@@ -1,5 +1,8 @@
 """``python -m bench [--smoke] [--only N,...] [--out PATH]``: run the benchmarks, write RESULTS.md.
 
+``python -m bench --comfyui-url URL --comfyui-pid PID`` measures a real local ComfyUI instead (see
+bench/real_comfyui.py) and replaces only that version's block in RESULTS.md.
+
 The full run (default) produces the numbers that go into ``bench/RESULTS.md`` (target: under 20
 minutes on a 2-core machine); ``--smoke`` runs every section for a few seconds so CI keeps the
 harness working, without thresholds. A section that fails is reported as failed and the others
@@ -41,7 +44,14 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="RESULTS.md path (default bench/RESULTS.md; bench/RESULTS.smoke.md with --smoke)",
     )
+    parser.add_argument("--comfyui-url", help="a real local ComfyUI (with the test node) to measure instead")
+    parser.add_argument("--comfyui-pid", type=int, help="its process id (its CPU and bytes come from /proc)")
+    parser.add_argument("--history", type=int, default=1000, help="history entries during the real run")
+    parser.add_argument("--window", type=float, default=30.0, help="seconds per window in the real run")
+    parser.add_argument("--reps", type=int, default=2, help="repetitions in the real run")
     args = parser.parse_args(argv)
+    if args.comfyui_url or args.comfyui_pid:
+        return _real(args, parser)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     here = Path(__file__).resolve().parent
     out = Path(args.out) if args.out else here / ("RESULTS.smoke.md" if args.smoke else "RESULTS.md")
@@ -85,6 +95,30 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"wrote {out} ({total:.0f} s)")
     return 1 if any(r.error for r in results) else 0
+
+
+def _real(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """The real-ComfyUI run: one section, written into its own block of RESULTS.md and a JSON file."""
+    if not (args.comfyui_url and args.comfyui_pid):
+        parser.error("--comfyui-url and --comfyui-pid go together")
+    from .real_comfyui import SMOKE, Profile, run_real, write_section
+
+    prof = SMOKE if args.smoke else Profile(history=args.history, window_s=args.window, reps=args.reps)
+    started = time.monotonic()
+    result = run_real(args.comfyui_url, args.comfyui_pid, log=lambda m: print(m, flush=True), profile=prof)
+    result.seconds = time.monotonic() - started
+    version = result.title.rsplit(" ", 1)[-1]
+    here = Path(__file__).resolve().parent
+    out = Path(args.out) if args.out else here / ("RESULTS.smoke.md" if args.smoke else "RESULTS.md")
+    m = machine_description()
+    machine = ", ".join(str(m[k]) for k in ("cpu", "cores") if k in m) or "this machine"
+    write_section(out, result, version, sys.argv[1:], machine)
+    js = out.with_name(out.stem + ".real.json")
+    data = json.loads(js.read_text()) if js.exists() else {}
+    data[version] = result.to_json()
+    js.write_text(json.dumps(data, indent=1, default=str))
+    print(f"wrote ComfyUI {version} block into {out} and {js} ({result.seconds:.0f} s)")
+    return 0
 
 
 if __name__ == "__main__":

@@ -39,7 +39,10 @@ def test_promtool_checks_the_rules_and_the_unit_tests_pass() -> None:
     ),
     (">= 5  # knob", ">= 4  # knob", "keep coming"),                          # other reasons: not at 4
     (">= 3  # knob", ">= 4  # knob", "repeated VRAM guard trips"),
-    ('reason=~"value_not_in_list|invalid_prompt"', 'reason=~"value_not_in_list"', "first rejection"),
+    ('reason=~"value_not_in_list|invalid_prompt|missing_node_type"', 'reason=~"value_not_in_list"',
+     "first rejection"),
+    ('reason=~"value_not_in_list|invalid_prompt|missing_node_type"',
+     'reason=~"value_not_in_list|invalid_prompt"', "missing_node_type"),
 ])
 def test_unit_tests_fail_when_a_rule_changes(tmp_path: Path, old: str, new: str, failing_group: str) -> None:
     text = RULES.read_text()

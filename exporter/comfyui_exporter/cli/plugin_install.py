@@ -35,7 +35,7 @@ class PluginInstallError(ValueError):
 
 def plugin_source() -> Path:
     """The plugin directory shipped inside this package."""
-    return Path(__file__).resolve().parents[1] / "comfyui_plugin"
+    return Path(__file__).resolve().parent.parent / "comfyui_plugin"
 
 
 def install_plugin(comfyui_dir: Path, mode: Literal["copy", "link"] = "copy") -> list[str]:

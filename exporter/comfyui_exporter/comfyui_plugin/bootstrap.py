@@ -56,8 +56,9 @@ def install(modules: Mapping[str, Any] | None = None) -> Tap | None:
     _guarded(tap, "route", lambda: _route(tap, getattr(server_instance, "routes", None)))
     _guarded(tap, "queue", lambda: _queue(tap, getattr(server_instance, "prompt_queue", None)))
     _guarded(tap, "validation", lambda: hook_validation(tap, execution))
-    _guarded(tap, "submissions", lambda: hook_submissions(tap, server_instance))
+    _guarded(tap, "submissions", lambda: hook_submissions(tap, server_instance, server_mod))
     _guarded(tap, "progress", lambda: hook_progress(tap, progress, execution))
+    tap.features = detect_features(mods)
     if tap.token is None:
         log.info(
             "comfyui-exporter plugin: events route is open to whoever can reach ComfyUI "
@@ -69,6 +70,22 @@ def install(modules: Mapping[str, Any] | None = None) -> Tap | None:
         tap.hooks,
     )
     return tap
+
+
+def detect_features(mods: Mapping[str, Any]) -> dict[str, bool]:
+    """What this ComfyUI offers that matters to the tap, for /status (which line of ComfyUI this is).
+
+    ``cache_provider_api`` (0.38's ``comfy_execution.cache_provider``) is detected but deliberately not
+    used: its on_prompt_start/on_prompt_end would replace no hook (no outcome at the end), and
+    registering any provider makes ComfyUI hash every node's cache key on each cache miss and store
+    and changes nodes that test for providers (docs/plugin.md, "ComfyUI 0.38").
+    """
+    server_mod, cache = mods.get("server"), mods.get("comfy_execution.cache_provider")
+    return {
+        "jobs_api": callable(getattr(server_mod, "get_all_jobs", None)),
+        "prompt_id_validation": callable(getattr(server_mod, "validate_job_id", None)),
+        "cache_provider_api": callable(getattr(cache, "register_cache_provider", None)),
+    }
 
 
 def _route(tap: Tap, routes: Any) -> None:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .summarize import clip, finish_fields, no_prompt_fields, rejection_fields
+from .summarize import clip, finish_fields, invalid_prompt_id_fields, no_prompt_fields, rejection_fields
 from .tap import Tap
 
 MARKER = "__comfyui_exporter_hook__"
@@ -185,20 +185,38 @@ def hook_validation(tap: Tap, execution: Any) -> None:
     tap.mark("validation", "active")
 
 
-def hook_submissions(tap: Tap, server_instance: Any) -> None:
-    """An on_prompt handler sees bodies without ``prompt``, which never reach validate_prompt."""
+def hook_submissions(tap: Tap, server_instance: Any, server_module: Any = None) -> None:
+    """An on_prompt handler sees every POST /prompt body before ComfyUI looks at it.
+
+    That covers two rejections ``validate_prompt`` never sees: a body without ``prompt`` (every
+    version), and, from ComfyUI 0.38 on, a client-chosen ``prompt_id`` that is not a canonical UUID
+    (HTTP 400 ``invalid_prompt_id``, answered before validation). The second is checked with ComfyUI's
+    own ``server.validate_job_id`` when that exists, so the plugin rejects exactly what ComfyUI
+    rejects; on older versions, which accept any prompt_id, there is nothing to check.
+    """
     add = getattr(server_instance, "add_on_prompt_handler", None)
     if not callable(add):
         tap.mark("submissions", "disabled: PromptServer.add_on_prompt_handler not found")
         return
+    validate_id = getattr(server_module, "validate_job_id", None) if server_module is not None else None
+    validate_id = validate_id if callable(validate_id) else None
 
     def on_prompt(json_data: Any) -> Any:
         try:
             if isinstance(json_data, (dict, list)) and "prompt" not in json_data:
                 tap.emit("prompt_rejected", no_prompt_fields())
+            elif validate_id is not None and isinstance(json_data, dict):
+                client_id = json_data.get("prompt_id")
+                if client_id is not None:
+                    try:
+                        validate_id(client_id)
+                    except ValueError as exc:
+                        tap.emit("prompt_rejected", invalid_prompt_id_fields(client_id, str(exc)))
         except Exception:
             tap.failed("submission hook")
         return json_data
 
     add(_mark(on_prompt))
     tap.mark("submissions", "active")
+    if validate_id is not None:
+        tap.mark("submissions.prompt_id", "active")

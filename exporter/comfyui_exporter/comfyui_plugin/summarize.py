@@ -78,6 +78,18 @@ def no_prompt_fields() -> dict[str, Any]:
     }
 
 
+def invalid_prompt_id_fields(prompt_id: Any, reason: str) -> dict[str, Any]:
+    """Event fields for a client prompt_id ComfyUI 0.38+ refuses (HTTP 400 before validation)."""
+    return {
+        "prompt_id": clip(prompt_id, 120),
+        "error_type": "invalid_prompt_id",
+        "message": "prompt_id must be a valid UUID",
+        "details": clip(reason),
+        "partial": False,
+        "node_errors": [],
+    }
+
+
 def _node_errors(node_errors: Mapping[Any, Any]) -> Iterable[dict[str, Any]]:
     count = 0
     for node_id, entry in node_errors.items():

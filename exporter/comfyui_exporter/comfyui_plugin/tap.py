@@ -34,6 +34,7 @@ class Tap:
         self.token = token or None
         self.progress_interval = max(0.0, progress_interval)
         self.hooks: dict[str, str] = {}
+        self.features: dict[str, bool] = {}
         self.errors = 0
         self.recent_trips: deque[dict[str, Any]] = deque(maxlen=MAX_RECENT_TRIPS)
         self.guard_checks = 0
@@ -94,6 +95,7 @@ class Tap:
             "capacity": self.ring.capacity,
             "dropped": self.ring.dropped,
             "hooks": dict(self.hooks),
+            "comfyui_features": dict(self.features),
             "errors": self.errors,
             "guard_checks": self.guard_checks,
             "recent_trips": list(self.recent_trips),

@@ -25,6 +25,12 @@ RejectReason = Literal[
     "return_type_mismatch",
     "exception_during_validation",
     "no_prompt",
+    # ComfyUI 0.38: a node type that does not exist (0.8.0 said invalid_prompt), a client prompt_id that
+    # is not a canonical UUID (HTTP 400 before validation), and two new per-node errors
+    "missing_node_type",
+    "invalid_prompt_id",
+    "dependency_cycle",
+    "invalid_dynamic_input",
     "other",
 ]
 REJECT_REASONS: tuple[str, ...] = get_args(RejectReason)  # every label value, to create them at 0
