@@ -110,8 +110,8 @@ def prometheus_config(
         for static in job.get("static_configs", []):
             static["targets"] = [_map_address(t, layout, where) for t in static["targets"]]
             labels = static.get("labels") or {}
-            if "exporter_url" in labels:
-                labels["exporter_url"] = _map_url(labels["exporter_url"], layout, where)
+            if "exporter_url" in labels and static["targets"]:
+                labels["exporter_url"] = f"http://{static['targets'][0]}"  # the /failures links' base
     return config
 
 
