@@ -218,9 +218,10 @@ def test_event_path_flags_are_passed_only_when_the_exporter_has_them(
 
     real = stack_main.exporter_flags()
     assert "--listen" in real  # detection reads the real parser
-    monkeypatch.setattr(stack_main, "exporter_flags", lambda: real - {"--alertmanager.url", "--web.external-url"})
+    new = {"--alertmanager.url", "--web.external-url"}
+    monkeypatch.setattr(stack_main, "exporter_flags", lambda: real - new)
     assert "--alertmanager.url" not in exporter_argv()
-    monkeypatch.setattr(stack_main, "exporter_flags", lambda: real | {"--alertmanager.url", "--web.external-url"})
+    monkeypatch.setattr(stack_main, "exporter_flags", lambda: real | new)
     argv = exporter_argv()
     assert argv[argv.index("--alertmanager.url") + 1] == layout.url("alertmanager")
     assert argv[argv.index("--web.external-url") + 1] == layout.url("exporter")
