@@ -61,6 +61,7 @@ def prom_structure(config: dict[str, Any], base: Path) -> dict[str, Any]:
         "rule_files": rule_files,
         "jobs": [job["job_name"] for job in config["scrape_configs"]],
         "alertmanagers": len(config["alerting"]["alertmanagers"]),
+        "alert_relabel_configs": config["alerting"].get("alert_relabel_configs"),
         "evaluation_interval_set": "evaluation_interval" in config["global"],
     }
 
