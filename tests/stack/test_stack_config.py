@@ -4,6 +4,7 @@ user configured it."""
 
 from __future__ import annotations
 
+import re
 import socket
 import stat
 from pathlib import Path
@@ -225,3 +226,49 @@ def test_event_path_flags_are_passed_only_when_the_exporter_has_them(
     argv = exporter_argv()
     assert argv[argv.index("--alertmanager.url") + 1] == layout.url("alertmanager")
     assert argv[argv.index("--web.external-url") + 1] == layout.url("exporter")
+
+
+def test_a_configured_robot_gets_a_target_even_without_an_example_of_its_kind(tmp_path: Path) -> None:
+    source = tmp_path / "relay.yml"
+    source.write_text(
+        yaml.safe_dump(
+            {
+                "listen": "0.0.0.0:9189",
+                "auth_token_file": "/run/secrets/relay_token",
+                "journal": {"path": "/var/lib/x/journal.jsonl"},
+                "targets": {
+                    "dingtalk": {
+                        "type": "dingtalk",
+                        "url_file": "/run/secrets/dingtalk_url",
+                        "language": "en",
+                    }
+                },
+            }
+        )
+    )
+    env = {
+        "COMFYUI_STACK_WECOM_URL": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=test-placeholder",
+        "COMFYUI_STACK_DINGTALK_URL": "https://oapi.dingtalk.com/robot/send?access_token=test-placeholder",
+    }
+    layout = render.Layout(tmp_path / "state", {n: free_port() for n in PORT_NAMES})
+    config = render.relay_config(layout, load_settings(None, env), source=source)
+    assert sorted(config["targets"]) == ["dingtalk", "wecom"]
+    assert config["targets"]["wecom"]["type"] == "wecom"
+    assert config["targets"]["dingtalk"]["language"] == "en"  # the example's settings are kept
+    assert "/run/secrets" not in yaml.safe_dump(config)
+
+
+def test_the_example_settings_file_names_only_known_keys_and_no_secret_values(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy" / "stack.env.example"
+    lines = [line.lstrip("# ").strip() for line in example.read_text(encoding="utf-8").splitlines()]
+    settings = [line for line in lines if re.fullmatch(r"[A-Z_]+=.*", line)]
+    assert len(settings) >= 15
+    uncommented = tmp_path / "stack.env"
+    # every secret is a *_FILE; point them at a real file so that the whole example loads
+    secret = tmp_path / "secret"
+    secret.write_text("https://example.invalid/placeholder\n")
+    uncommented.write_text(
+        "\n".join(re.sub(r"_FILE=.*", f"_FILE={secret}", line) for line in settings) + "\n", encoding="utf-8"
+    )
+    loaded = load_settings(uncommented, {})
+    assert loaded.robots() == ["dingtalk", "wecom", "feishu"] and loaded.smtp()

@@ -215,21 +215,23 @@ def relay_config(layout: Layout, settings: Settings, source: Path = RELAY_SOURCE
         "path": str(layout.state / "relay" / "journal.jsonl"),
     }
     config["exporter_failures_url"] = f"{layout.url('exporter')}/failures"
+    shipped = config.get("targets") or {}
     targets: dict[str, Any] = {}
-    for name, target in (config.get("targets") or {}).items():
-        kind = str(target.get("type", ""))
-        url = settings.secrets.get(f"{kind.upper()}_URL")
-        if url is None or kind in {t.get("type") for t in targets.values()}:
-            continue
-        target = copy.deepcopy(target)
-        target["url_file"] = _secret_path(layout, f"{kind}_url", url)
-        secret = settings.secrets.get(f"{kind.upper()}_SECRET")
+    for kind in settings.robots():
+        # Alertmanager posts to /alerts/<kind>: the target is named after its kind. The shipped
+        # example's settings (mentions, language) are kept when it has one of that kind.
+        example = shipped.get(kind) or next((t for t in shipped.values() if t.get("type") == kind), {})
+        target = {**copy.deepcopy(example), "type": kind}
+        target["url_file"] = _secret_path(layout, f"{kind}_url", settings.secrets[f"{kind.upper()}_URL"])
+        target.pop("url_env", None)
+        target.pop("secret_env", None)
         target.pop("secret_file", None)
+        secret = settings.secrets.get(f"{kind.upper()}_SECRET")
         if secret is not None:
             target["secret_file"] = _secret_path(layout, f"{kind}_secret", secret)
         if kind != "wecom":
             target["keyword"] = settings.get(f"{kind.upper()}_KEYWORD") or None
-        targets[name] = target
+        targets[kind] = target
     if not targets:
         # The relay needs one target; nothing routes here (the chat label names no robot).
         url = Secret(value=f"{layout.url('notify')}/relay?key=local")
