@@ -46,7 +46,7 @@ BUILTINS: dict[str, dict[str, Any]] = {
         "workflow": {"share": 0.3, "kb": 16},
         "stuck": {"share": 0.01, "seconds": 60.0},
         "bursts": {"every_seconds": 120.0, "size": 4},
-        "opening": {"after_seconds": 15.0, "outcome": "oom"},
+        "opening": {"after_seconds": 20.0, "outcome": "oom"},
         "preview_share": 0.3,
         "text_share": 0.3,
     },

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import queue
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -137,22 +137,23 @@ def stop_all(children: list[Child], grace: float = 10.0) -> None:
 
 def run_until_stopped(children: list[Child]) -> int:
     """Block until SIGINT/SIGTERM (exit 0) or until a child exits on its own (exit 1)."""
-    stop = threading.Event()
-    received: list[int] = []
+    received: queue.SimpleQueue[int] = queue.SimpleQueue()  # put() is safe in a signal handler
 
     def on_signal(signum: int, _frame: object) -> None:
-        received.append(signum)
-        stop.set()
+        received.put(signum)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while not stop.wait(0.5):
+        while True:
+            try:
+                received.get(timeout=0.5)
+                break
+            except queue.Empty:
+                pass
             dead = [c for c in children if not c.alive()]
             if dead:
                 code = dead[0].process.returncode if dead[0].process else None
-                print(
-                    f"{dead[0].name} exited (rc {code}); stopping the stack. Its log tail:", file=sys.stderr
-                )
+                print(f"{dead[0].name} exited (rc {code}); stopping the stack. Its log:", file=sys.stderr)
                 print(dead[0].log_tail(), file=sys.stderr)
                 return 1
         return 0
