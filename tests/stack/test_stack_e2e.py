@@ -121,9 +121,14 @@ def test_stack_demo_failure_reaches_local_log_and_dingtalk_then_ctrl_c_leaves_no
         assert got and not robots.rejected("dingtalk"), robots.rejected("dingtalk")
         print(f"\nstack up {up_s:.1f} s; first failure in the local log {first_s:.1f} s after the command")
     finally:
+        stopping = time.monotonic()
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
         rc = proc.wait(30)
+    stop_s = time.monotonic() - stopping
     wait_until(lambda: not session_processes(proc.pid), 10, what="no process left")
     assert rc == 0, out_path.read_text()
     assert "stopping:" in out_path.read_text()
+    # every process stopped on its signal, before the stack's 10 s grace would have SIGKILLed it
+    assert stop_s < 9.5, stop_s
+    print(f"Ctrl-C to nothing left: {stop_s:.1f} s")
