@@ -272,3 +272,14 @@ def test_the_example_settings_file_names_only_known_keys_and_no_secret_values(tm
     )
     loaded = load_settings(uncommented, {})
     assert loaded.robots() == ["dingtalk", "wecom", "feishu"] and loaded.smtp()
+
+
+def test_the_environment_overrides_the_settings_file_in_either_form(tmp_path: Path) -> None:
+    url_file = tmp_path / "url"
+    url_file.write_text("https://oapi.dingtalk.com/robot/send?access_token=from-file\n")
+    file = tmp_path / "stack.env"
+    file.write_text(f"DINGTALK_URL_FILE={url_file}\nCOMFYUI_URL=http://127.0.0.1:8188\n")
+    env = {"COMFYUI_STACK_DINGTALK_URL": "https://oapi.dingtalk.com/robot/send?access_token=env"}
+    settings = load_settings(file, env)
+    assert settings.secrets["DINGTALK_URL"].value == env["COMFYUI_STACK_DINGTALK_URL"]
+    assert settings.get("COMFYUI_URL") == "http://127.0.0.1:8188"

@@ -87,6 +87,9 @@ def load_settings(file: Path | None, env: Mapping[str, str]) -> Settings:
     from_file = read_settings_file(file) if file else {}
     env_keys = {k[len(ENV_PREFIX) :] for k in env if k.startswith(ENV_PREFIX)}
     merged = dict(from_file)
+    for key in env_keys:  # the environment wins, in either form (X or X_FILE)
+        merged.pop(key.removesuffix("_FILE"), None)
+        merged.pop(key.removesuffix("_FILE") + "_FILE", None)
     merged.update({k[len(ENV_PREFIX) :]: v for k, v in env.items() if k.startswith(ENV_PREFIX)})
     merged.pop("SETTINGS", None)
     known = {*KEYS, *(f"{k}_FILE" for k, (_, secret) in KEYS.items() if secret)}
@@ -124,11 +127,16 @@ def load_settings(file: Path | None, env: Mapping[str, str]) -> Settings:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    lines = [f"  {ENV_PREFIX}{k}{'[_FILE]' if secret else ''}  {what}" for k, (what, secret) in KEYS.items()]
     p = argparse.ArgumentParser(
         prog="./scripts/run --stack",
         description="Run the exporter, Prometheus, Alertmanager and the alert relay on 127.0.0.1 "
         "(no Docker). Notifications: see 'Without Docker' in docs/deploy.md. Flags the stack does "
         "not know are passed to the exporter.",
+        epilog="settings (environment, or KEY=VALUE lines in ./stack.env; secrets as *_FILE paths):\n"
+        + "\n".join(lines)
+        + "\nWith none: notifications in <state-dir>/notifications.log and the relay's journal.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     a = p.add_argument
     a("--demo", action="store_true", help="watch the bundled ComfyUI simulator instead of a real ComfyUI")
