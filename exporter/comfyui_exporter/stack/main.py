@@ -120,6 +120,13 @@ def _summary(opts: Options, layout: render.Layout, seconds: float) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
+    if not (render.PROMETHEUS_SOURCE.is_file() and render.ALERTMANAGER_SOURCE.is_file()):
+        print(
+            "stack: the repository's prometheus/ and alertmanager/ folders are not here; "
+            "run ./scripts/run --stack from a checkout",
+            file=sys.stderr,
+        )
+        return 2
     try:
         opts = parse(sys.argv[1:] if argv is None else argv)
         bins = {

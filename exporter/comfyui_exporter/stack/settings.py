@@ -15,7 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ENV_PREFIX = "COMFYUI_STACK_"
-REPO = Path(__file__).resolve().parents[3]
+
+
+def _repo() -> Path:
+    """The checkout whose prometheus/ and alertmanager/ the stack renders (editable install or cwd)."""
+    here = Path(__file__).resolve().parents[3]
+    for candidate in (here, Path.cwd()):
+        if (candidate / "prometheus" / "prometheus.yml").is_file():
+            return candidate
+    return here
+
+
+REPO = _repo()
 
 # name -> (what it is, is it a secret). Secrets also accept NAME_FILE.
 KEYS: dict[str, tuple[str, bool]] = {
