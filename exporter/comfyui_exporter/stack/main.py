@@ -94,6 +94,18 @@ def build_children(
     return children
 
 
+def _alerts_page(prometheus: str) -> str:
+    """``/alerts`` upstream; Debian's build has only the classic UI (``/classic/alerts``)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{prometheus}/alerts", timeout=2):
+            return "/alerts"
+    except (OSError, urllib.error.URLError):
+        return "/classic/alerts"
+
+
 def _summary(opts: Options, layout: render.Layout, seconds: float) -> str:
     s, robots = opts.settings, opts.settings.robots()
     chat = "Slack" if "SLACK_WEBHOOK_URL" in s.secrets else "the local log"
@@ -101,7 +113,7 @@ def _summary(opts: Options, layout: render.Layout, seconds: float) -> str:
         f"comfyui-exporter stack up in {seconds:.1f} s ({opts.args.profile} profile)",
         f"  state folder  {layout.state}",
         f"  exporter      {layout.url('exporter')}/metrics   failures: {layout.url('exporter')}/failures",
-        f"  prometheus    {layout.url('prometheus')}/alerts",
+        f"  prometheus    {layout.url('prometheus')}{_alerts_page(layout.url('prometheus'))}",
         f"  alertmanager  {layout.url('alertmanager')}/api/v2/alerts",
         f"  relay         {layout.url('relay')}/metrics",
     ]
