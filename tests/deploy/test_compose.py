@@ -28,6 +28,11 @@ _OVERRIDES = (
     "GRAFANA_ANONYMOUS",
     "DEMO_SINK_PORT",
     "DEMO_COMFYUI_PORT",
+    "EXPORTER_PORT",
+    "RELAY_PORT",
+    "PROMETHEUS_PORT",
+    "ALERTMANAGER_PORT",
+    "GRAFANA_PORT",
     "SLACK_WEBHOOK_URL_FILE",
     "SMTP_PASSWORD_FILE",
     "RELAY_TOKEN_FILE",
@@ -358,3 +363,21 @@ def test_alertmanager_webhooks_reach_existing_relay_targets() -> None:
             if cfg["secrets"][am_secret]["file"] != cfg["secrets"][relay_secret]["file"]:
                 problems.append(f"{receiver['name']}: Alertmanager and the relay use different token files")
     assert not problems, "\n".join(problems)
+
+
+def test_host_ports_are_configurable() -> None:
+    """A host that already runs Prometheus or Grafana moves ours with *_PORT (docker-compose.yml)."""
+    ports = {
+        "comfyui-exporter-demo": ("EXPORTER_PORT", "19188"),
+        "comfyui-alert-relay": ("RELAY_PORT", "19189"),
+        "prometheus": ("PROMETHEUS_PORT", "19090"),
+        "alertmanager": ("ALERTMANAGER_PORT", "19093"),
+        "grafana": ("GRAFANA_PORT", "13000"),
+        "comfyui": ("DEMO_COMFYUI_PORT", "18288"),
+        "demo-sink": ("DEMO_SINK_PORT", "19199"),
+    }
+    services = resolved("demo", tuple(sorted(ports.values())))["services"]
+    for name, (_var, port) in ports.items():
+        published = [str(p.get("published")) for p in services[name].get("ports", [])]
+        assert published == [port], (name, published)
+    assert "--web.external-url=http://localhost:19090" in services["prometheus"]["command"]

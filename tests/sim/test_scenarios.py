@@ -68,3 +68,29 @@ def test_json_scenario_with_stuck_prompts(tmp_path: Path) -> None:
         assert stats["running"] is not None and stats["queue_pending"] >= 3
         job = sim.get(f"/api/jobs/{stats['running']}")
         assert job["status"] == "in_progress"
+
+
+def test_demo_reaches_a_steady_state_and_opens_with_a_failure() -> None:
+    """A single worker drains the demo's arrivals: utilisation well below 1, and the queue of a
+    simulated 6 hours stays short (before, 0.53 prompts/s met ~5 s of work each: 391 pending after
+    17 minutes, then ComfyUIQueueBacklog)."""
+    demo = load_scenario("demo")
+    rng = random.Random(11)
+    per_second = demo["rate"] + demo["bursts"]["size"] / demo["bursts"]["every_seconds"]
+    mean_run = sum(draw_prompt(demo, rng)["seconds"] for _ in range(20000)) / 20000
+    assert per_second * mean_run < 0.6, (per_second, mean_run)
+    # the queue over 6 simulated hours: Poisson arrivals + bursts, one worker, FIFO
+    arrivals, t = [], 0.0
+    while t < 6 * 3600:
+        t += rng.expovariate(demo["rate"])
+        arrivals.append(t)
+    every = demo["bursts"]["every_seconds"]
+    arrivals += [k * every for k in range(1, int(6 * 3600 / every)) for _ in range(demo["bursts"]["size"])]
+    busy_until, finishes, longest = 0.0, [], 0
+    for at in sorted(arrivals):
+        finishes = [f for f in finishes if f > at]
+        longest = max(longest, len(finishes))
+        busy_until = max(busy_until, at) + draw_prompt(demo, rng)["seconds"]
+        finishes.append(busy_until)
+    assert longest < 40, longest  # never a backlog (the backlog alert's default is far above)
+    assert demo["opening"]["outcome"] == "oom" and demo["opening"]["after_seconds"] >= 10

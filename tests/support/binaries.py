@@ -462,6 +462,8 @@ def prepare_prometheus_config(
     for name, job in jobs.items():
         for static in job["static_configs"]:
             static["targets"] = list(targets[name])
+            if "exporter_url" in (static.get("labels") or {}) and targets[name]:
+                static["labels"]["exporter_url"] = f"http://{targets[name][0]}"  # the links' base
     config["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": list(alertmanagers)}]}]
 
     knobs = dict(knobs or {})

@@ -31,6 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "relay": {"exposition", "config"},
     "sim": set(),
     "comfyui_plugin": set(),
+    "stack": {"config"},
     "__main__": {"cli"},
 }
 

@@ -27,6 +27,16 @@ from . import doctor_host
 from .doctor_check import FAIL, INFO, OK, SKIP, WARN, Check
 
 PLUGIN_PATH = "/comfyui-exporter/v1/events"
+DOCTOR_USAGE = """usage: comfyui-exporter doctor [exporter flags]
+
+Check each configured ComfyUI (/system_stats, the websocket, /history, /api/jobs, the plugin route)
+and this host (NVML and GPUs, the web config, the listen address) the way the exporter will use them,
+and print what is wrong with the fix for each problem (docs/troubleshooting.md).
+
+It takes the exporter's flags, COMFYUI_EXPORTER_* variables and --config file (comfyui-exporter
+--help), e.g.  comfyui-exporter doctor --comfyui-url http://127.0.0.1:8188
+
+Exit status: 0 all good or only warnings, 1 something is broken, 2 bad flags."""
 
 
 @dataclass
@@ -39,6 +49,9 @@ def main(argv: Sequence[str]) -> int:
     """Entry point of ``comfyui-exporter doctor [exporter flags]``."""
     from ..config.args import parse_config
 
+    if "-h" in argv or "--help" in argv:
+        print(DOCTOR_USAGE)
+        return 0
     try:
         config, _args = parse_config(list(argv))
     except ConfigError as exc:

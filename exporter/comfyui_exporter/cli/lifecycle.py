@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import queue
 import signal
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -178,21 +178,22 @@ def run_until_stopped(
     reload: Callable[[], None],
     signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT),
 ) -> int:
-    """Block in the main thread: SIGTERM/SIGINT stop the exporter, SIGHUP calls ``reload``."""
-    wake = threading.Event()
-    received: list[int] = []
+    """Block in the main thread: SIGTERM/SIGINT stop the exporter, SIGHUP calls ``reload``.
+
+    The handler only puts the signal on a ``SimpleQueue``, whose ``put`` is reentrant: a
+    ``threading.Event`` set from a handler deadlocks when the signal lands while the main thread
+    holds the Event's lock (Ctrl-C to a process group and a SIGTERM right after did hang it).
+    """
+    received: queue.SimpleQueue[int] = queue.SimpleQueue()
 
     def handler(signum: int, _frame: Any) -> None:
-        received.append(signum)
-        wake.set()
+        received.put(signum)
 
     for signum in (*signals, signal.SIGHUP):
         signal.signal(signum, handler)
     while True:
-        wake.wait()
-        wake.clear()
-        while received:
-            signum = received.pop(0)
+        signum = _next_signal(received)
+        if signum is not None:
             if signum == signal.SIGHUP:
                 log.info("received SIGHUP, reloading the configuration")
                 try:
@@ -203,6 +204,14 @@ def run_until_stopped(
                 log.info("received %s, shutting down", signal.Signals(signum).name)
                 exporter.stop()
                 return 0
+
+
+def _next_signal(received: queue.SimpleQueue[int]) -> int | None:
+    """The next signal; a timeout keeps the main thread where Python runs signal handlers."""
+    try:
+        return received.get(timeout=1.0)
+    except queue.Empty:
+        return None
 
 
 def make_reloader(exporter: Exporter, argv: Sequence[str], args: argparse.Namespace) -> Callable[[], None]:

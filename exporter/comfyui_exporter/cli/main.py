@@ -13,10 +13,34 @@ from .logging_setup import setup_logging
 log = logging.getLogger("comfyui_exporter")
 
 
+SUBCOMMAND_HELP = """commands:
+  comfyui-exporter [flags]                 run the exporter (the flags above)
+  comfyui-exporter doctor [flags]          check each ComfyUI and this host with the same flags; say what
+                                           is wrong and how to fix it (doctor --help)
+  comfyui-exporter install-plugin COMFYUI_DIR
+                                           install the optional ComfyUI plugin (install-plugin --help)
+"""
+
+
+def print_help() -> None:
+    """The exporter's flags, then the subcommands (argparse alone would not list them)."""
+    import argparse
+
+    from ..config.args import build_parser
+
+    parser = build_parser()
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = SUBCOMMAND_HELP
+    parser.print_help()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SUBCOMMANDS:
         return SUBCOMMANDS[argv[0]](argv[1:])
+    if "-h" in argv or "--help" in argv:
+        print_help()
+        return 0
     try:
         config, args = parse_config(argv)
     except ConfigError as exc:

@@ -76,8 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.25,
         help="least seconds between two triggered polls, to bound the cost under load (default %(default)s)",
     )
-    a("--system-stats-interval", type=float, default=15.0, help="seconds between /system_stats polls")
-    a("--request-timeout", type=float, default=10.0, help="timeout of each request to ComfyUI")
+    a(
+        "--system-stats-interval",
+        type=float,
+        default=15.0,
+        help="seconds between /system_stats polls (default %(default)s)",
+    )
+    a(
+        "--request-timeout",
+        type=float,
+        default=10.0,
+        help="seconds each request to ComfyUI may take (default %(default)s)",
+    )
     a(
         "--history-max-items",
         type=int,
@@ -90,7 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=32,
         help="history entries recorded as already seen at start (default %(default)s)",
     )
-    a("--max-response-bytes", type=int, default=256 * 1024 * 1024, help="largest response read from ComfyUI")
+    a(
+        "--max-response-bytes",
+        type=int,
+        default=256 * 1024 * 1024,
+        help="largest response read from ComfyUI, in bytes (default %(default)s)",
+    )
     a("--no-gpu", action="store_true", help="do not read GPUs through NVML")
     a("--gpu-expected-count", type=int, help="GPUs this host must have (for the GPUMissing alert)")
     a(

@@ -10,9 +10,17 @@ import signal
 import sys
 
 from . import __version__
-from .config import ConfigError, load_config
-from .redact import install_log_redaction
-from .server import Relay, build_renderer
+
+try:
+    from .config import ConfigError, load_config
+    from .redact import install_log_redaction
+    from .server import Relay, build_renderer
+except ModuleNotFoundError as exc:  # a plain `pip install .` has no aiohttp/jinja2: say so, no traceback
+    if (exc.name or "").startswith("comfyui_exporter"):
+        raise
+    _MISSING: str | None = exc.name
+else:
+    _MISSING = None
 
 log = logging.getLogger("comfyui_exporter.relay")
 
@@ -56,6 +64,13 @@ async def _serve(relay: Relay, host: str | None, port: int | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: exit 2 on a config error (naming the key), 0 after a clean stop."""
+    if _MISSING:
+        print(
+            f"comfyui-alert-relay needs the 'relay' extra ({_MISSING} is not installed): "
+            "pip install 'comfyui-exporter[relay]' (from a checkout: pip install '.[relay]')",
+            file=sys.stderr,
+        )
+        return 2
     args = _parse_args(argv)
     install_log_redaction()
     logging.basicConfig(

@@ -8,15 +8,26 @@ import contextlib
 import signal
 import sys
 
-from .instance import SimOptions
-from .runtime import SimServer
-from .scenario import ScenarioDriver, load_scenario
-from .sysinfo import DeviceOptions
-from .versions import DEFAULT_VERSION, PROFILES
+from .versions import DEFAULT_VERSION, PROFILES  # stdlib only: --help works without the extra
+
+try:
+    from .instance import SimOptions
+    from .runtime import SimServer
+    from .scenario import ScenarioDriver, load_scenario
+    from .sysinfo import DeviceOptions
+except ModuleNotFoundError as exc:  # a plain `pip install .` has no aiohttp: say so, no traceback
+    if (exc.name or "").startswith("comfyui_exporter"):
+        raise
+    _MISSING: str | None = exc.name
+else:
+    _MISSING = None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="comfyui-exporter-sim", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="comfyui-exporter-sim",
+        description="A protocol-faithful ComfyUI 0.8.0 stand-in for tests, benchmarks and the demo.",
+    )
     p.add_argument("--listen", default="127.0.0.1:8188", help="HOST:PORT (port 0 = pick a free one)")
     p.add_argument("--scenario", default=None, help="built-in name (idle, demo, load) or YAML/JSON file")
     p.add_argument("--rate", type=float, default=None, help="override the scenario's prompts per second")
@@ -92,6 +103,13 @@ async def serve(ns: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
+    if _MISSING:
+        print(
+            f"comfyui-exporter-sim needs the 'sim' extra ({_MISSING} is not installed): "
+            "pip install 'comfyui-exporter[sim]' (from a checkout: pip install '.[sim]')",
+            file=sys.stderr,
+        )
+        return 2
     ns = parse_args(argv)
     try:
         asyncio.run(serve(ns))

@@ -24,8 +24,11 @@ if TYPE_CHECKING:
 
 BUILTINS: dict[str, dict[str, Any]] = {
     "idle": {"rate": 0.0},
+    # Steady state: ~0.11 prompts/s against ~3 s of mean run time keeps the single worker about
+    # 35 % busy, so bursts drain within seconds and the queue never grows (tests/sim checks it).
+    # The opening OOM comes after Prometheus has scraped twice, so the demo alerts within ~30 s.
     "demo": {
-        "rate": 0.4,
+        "rate": 0.08,
         "outcomes": {
             "success": 0.70,
             "oom": 0.06,
@@ -41,8 +44,9 @@ BUILTINS: dict[str, dict[str, Any]] = {
         "progress_steps": [2, 8],
         "client_id_share": 0.5,
         "workflow": {"share": 0.3, "kb": 16},
-        "stuck": {"share": 0.03, "seconds": 90.0},
-        "bursts": {"every_seconds": 45.0, "size": 6},
+        "stuck": {"share": 0.01, "seconds": 60.0},
+        "bursts": {"every_seconds": 120.0, "size": 4},
+        "opening": {"after_seconds": 20.0, "outcome": "oom"},
         "preview_share": 0.3,
         "text_share": 0.3,
     },
@@ -141,6 +145,8 @@ class ScenarioDriver:
         self._tasks.append(loop.create_task(self._arrivals()))
         if self.scn.get("bursts"):
             self._tasks.append(loop.create_task(self._bursts()))
+        if self.scn.get("opening"):
+            self._tasks.append(loop.create_task(self._opening()))
         for _ in range(int(self.scn.get("initial_queue", 0))):
             self.submit_one()
 
@@ -167,6 +173,19 @@ class ScenarioDriver:
         while deadline is None or loop.time() < deadline:
             await asyncio.sleep(self.rng.expovariate(self.rate))
             self.submit_one()
+
+    async def _opening(self) -> None:
+        """One prompt with a fixed outcome after a delay: a demo shows a failure early."""
+        opening = self.scn["opening"]
+        await asyncio.sleep(float(opening.get("after_seconds", 0.0)))
+        inst = self.sim.instance
+        if inst is None or not self.sim.up:
+            return
+        spec = {**draw_prompt(self.scn, self.rng), "outcome": str(opening.get("outcome", "oom"))}
+        spec["seconds"] = 0.5
+        for body in enqueue_bodies(spec, self.rng):
+            inst.submit(body)
+            self.submitted += 1
 
     async def _bursts(self) -> None:
         burst = self.scn["bursts"]
