@@ -55,6 +55,62 @@ class InstanceConfig:
 
 
 @dataclass(frozen=True)
+class AlertmanagerConfig:
+    """Where event alerts go (``--alertmanager.*``); no URL: the event path is off."""
+
+    urls: tuple[str, ...] = ()
+    event_ttl: float = 300.0
+    cooldown: float = 300.0
+    timeout: float = 10.0
+    basic_auth_username: str | None = None
+    basic_auth_password: str | None = field(default=None, repr=False)
+    bearer_token: str | None = field(default=None, repr=False)
+    tls: TLSOptions = field(default_factory=TLSOptions)
+    queue_capacity: int = 10_000
+    batch_size: int = 64
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.urls)
+
+
+def parse_duration(value: str | float, flag: str) -> float:
+    """``300``, ``1.5``, ``250ms``, ``30s``, ``5m``, ``1h`` → seconds (Prometheus-style units)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        text = str(value).strip()
+        units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+        unit = next((u for u in ("ms", "s", "m", "h") if text.endswith(u)), "")
+        try:
+            seconds = float(text[: len(text) - len(unit)]) * units.get(unit, 1.0)
+        except ValueError:
+            raise ConfigError(f"{flag}: expected a duration like 30s or 5m, got {value!r}") from None
+    if not seconds > 0:
+        raise ConfigError(f"{flag}: must be positive, got {value!r}")
+    return seconds
+
+
+def parse_alertmanager_url(spec: str, flag: str = "--alertmanager.url") -> str:
+    parts = urlsplit(spec.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{flag}: {spec!r} is not an http(s) URL (expected http://host:9093)")
+    if parts.username or parts.password:
+        raise ConfigError(f"{flag}: put credentials in --alertmanager.basic-auth-* files, not in the URL")
+    return spec.strip().rstrip("/")
+
+
+def read_secret_file(path: str, flag: str) -> str:
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{flag}: cannot read {path}: {exc.strerror}") from None
+    if "\n" in value or "\r" in value:
+        raise ConfigError(f"{flag}: the file must hold one line")
+    return value
+
+
+@dataclass(frozen=True)
 class ExporterConfig:
     instances: tuple[InstanceConfig, ...]
     listen_host: str = "0.0.0.0"
@@ -74,6 +130,8 @@ class ExporterConfig:
     failures_require_auth: bool = False
     plugin_enabled: bool = True
     plugin_token: str | None = field(default=None, repr=False)
+    alertmanager: AlertmanagerConfig = field(default_factory=AlertmanagerConfig)
+    external_url: str = ""  # where people reach this exporter (links in event alerts)
 
 
 def parse_instance(spec: str, flag: str = "--comfyui-url") -> tuple[str, str, str | None]:

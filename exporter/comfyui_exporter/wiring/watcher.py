@@ -22,6 +22,7 @@ from ..exposition.collector import Instance
 from ..model.events import Event, QueueRemaining
 from ..model.history_tracker import HistoryTracker
 from ..model.state import InstanceState
+from ..notify.notifier import EventNotifier
 from ..sources.client import ComfyUIClient, RequestFailed
 from ..sources.history import HistorySource
 from ..sources.plugin import PluginSource
@@ -34,8 +35,13 @@ log = logging.getLogger(__name__)
 
 class InstanceWatcher:
     def __init__(
-        self, instance_config: InstanceConfig, config: ExporterConfig, clock: Callable[[], float] = time.time
+        self,
+        instance_config: InstanceConfig,
+        config: ExporterConfig,
+        clock: Callable[[], float] = time.time,
+        notifier: EventNotifier | None = None,
     ) -> None:
+        self.notifier = notifier
         self.config = config
         self.instance_config = instance_config
         self.instance = Instance(InstanceState(instance_config.name))
@@ -85,6 +91,11 @@ class InstanceWatcher:
     def _emit(self, event: Event) -> None:
         if isinstance(event, QueueRemaining):
             self._count_changed(event.remaining)
+        if self.notifier is not None and self.notifier.wants(event):
+            with self.instance.lock:  # apply and read what it counted together
+                self.instance.state.apply(event)
+                self.notifier.after(self.instance.state, event)
+            return
         self.instance.apply(event)
 
     def _count_changed(self, remaining: int) -> None:
