@@ -53,7 +53,7 @@ ROUTES = [
         "alertname=ComfyUIPromptFailed severity=critical comfyui=a error_type=oom",
         "relay-journal,email-oncall-events,slack-events",
     ),
-    ("alertname=ComfyUIPromptFailed severity=warning error_type=model_not_found", "relay-journal,slack-events"),
+    ("alertname=ComfyUIPromptFailed severity=warning error_type=cuda", "relay-journal,slack-events"),
     ("alertname=ComfyUIPromptsLost severity=warning chat=dingtalk", "relay-journal,relay-dingtalk-events"),
     (
         "alertname=ComfyUIPromptRejected severity=warning chat=slack,feishu",
