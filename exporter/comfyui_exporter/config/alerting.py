@@ -14,6 +14,7 @@ from .settings import (
     AlertmanagerConfig,
     ConfigError,
     TLSOptions,
+    parse_alert_label,
     parse_alertmanager_url,
     parse_duration,
     read_secret_file,
@@ -30,6 +31,15 @@ def add_alertmanager_flags(p: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="Alertmanager to push failure events to (POST /api/v2/alerts); repeatable: a cluster gets "
         "every alert on every peer. Off when none is given.",
+    )
+    a(
+        "--alertmanager.label",
+        dest="alertmanager_label",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="label added to every event alert, as Prometheus's external_labels (e.g. chat=dingtalk "
+        "to route them to the relay's robots); repeatable",
     )
     a(
         "--alertmanager.event-ttl",
@@ -109,8 +119,10 @@ def alertmanager_config(args: argparse.Namespace) -> AlertmanagerConfig:
                     pass
             except OSError as exc:
                 raise ConfigError(f"{flag}: cannot read {path}: {exc.strerror}") from None
+    labels = dict(parse_alert_label(spec) for spec in args.alertmanager_label)
     return AlertmanagerConfig(
         urls=urls,
+        labels=tuple(labels.items()),
         event_ttl=parse_duration(args.alertmanager_event_ttl, "--alertmanager.event-ttl"),
         cooldown=parse_duration(args.alertmanager_cooldown, "--alertmanager.cooldown"),
         timeout=parse_duration(args.alertmanager_timeout, "--alertmanager.timeout"),

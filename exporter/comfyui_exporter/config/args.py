@@ -21,6 +21,7 @@ ENV_PREFIX = "COMFYUI_EXPORTER_"
 # headers on newlines (header values may contain commas).
 _LIST_SEPARATORS = {"comfyui_url": None, "comfyui_header": "\n", "comfyui_header_file": "\n"}
 _LIST_SEPARATORS["alertmanager_url"] = None
+_LIST_SEPARATORS["alertmanager_label"] = "\n"
 
 
 def _env_name(dest: str) -> str:

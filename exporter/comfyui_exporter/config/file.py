@@ -21,6 +21,7 @@ from .settings import (
     ConfigError,
     InstanceConfig,
     TLSOptions,
+    parse_alert_label,
     parse_alertmanager_url,
     parse_duration,
     parse_header,
@@ -270,7 +271,7 @@ def _tls(node: Node, base: Path) -> dict[str, Any]:
 
 def _alertmanager(node: Node, base: Path) -> dict[str, Any]:
     """``alertmanager: {urls, event_ttl, cooldown, timeout, basic_auth, bearer_token_file, tls}``."""
-    keys = ("urls", "event_ttl", "cooldown", "timeout", "basic_auth", "bearer_token_file", "tls")
+    keys = ("urls", "labels", "event_ttl", "cooldown", "timeout", "basic_auth", "bearer_token_file", "tls")
     f = node.fields(keys)
     d: dict[str, Any] = {}
     if "urls" in f:
@@ -281,6 +282,14 @@ def _alertmanager(node: Node, base: Path) -> dict[str, Any]:
             except ConfigError as exc:
                 raise item.error(_strip_flag(exc)) from None
         d["alertmanager_url"] = urls
+    if "labels" in f:
+        labels = []
+        for name, value in f["labels"].items():
+            try:
+                labels.append("=".join(parse_alert_label(f"{name}={value.as_str()}")))
+            except ConfigError as exc:
+                raise value.error(_strip_flag(exc)) from None
+        d["alertmanager_label"] = labels
     for key in ("event_ttl", "cooldown", "timeout"):
         if key in f:
             value = f[key].as_str(allow_empty=False)  # "300" (seconds) or "5m"

@@ -59,6 +59,7 @@ class AlertmanagerConfig:
     """Where event alerts go (``--alertmanager.*``); no URL: the event path is off."""
 
     urls: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()  # added to every event alert (e.g. chat=dingtalk)
     event_ttl: float = 300.0
     cooldown: float = 300.0
     timeout: float = 10.0
@@ -98,6 +99,17 @@ def parse_alertmanager_url(spec: str, flag: str = "--alertmanager.url") -> str:
     if parts.username or parts.password:
         raise ConfigError(f"{flag}: put credentials in --alertmanager.basic-auth-* files, not in the URL")
     return spec.strip().rstrip("/")
+
+
+def parse_alert_label(spec: str, flag: str = "--alertmanager.label") -> tuple[str, str]:
+    name, sep, value = spec.partition("=")
+    name = name.strip()
+    valid = bool(name) and (name[0].isalpha() or name[0] == "_") and name.replace("_", "a").isalnum()
+    if not sep or not valid:
+        raise ConfigError(f"{flag}: expected NAME=VALUE with a Prometheus label name, got {spec!r}")
+    if name in ("alertname", "comfyui", "error_type", "severity", "node_type", "event_window", "occurrence"):
+        raise ConfigError(f"{flag}: {name} is set by the exporter itself")
+    return name, value.strip()
 
 
 def read_secret_file(path: str, flag: str) -> str:

@@ -86,8 +86,15 @@ class _Window:
 class AlertBuilder:
     """Turns the records of one exporter into Alertmanager alerts (``POST /api/v2/alerts`` items)."""
 
-    def __init__(self, external_url: str, ttl: float = 300.0, cooldown: float = 300.0) -> None:
+    def __init__(
+        self,
+        external_url: str,
+        ttl: float = 300.0,
+        cooldown: float = 300.0,
+        extra_labels: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self.external_url = external_url.rstrip("/")
+        self.extra_labels = dict(extra_labels)
         self.ttl = ttl
         self.cooldown = cooldown
         self._windows: dict[tuple[str, str, str], _Window] = {}
@@ -197,7 +204,7 @@ class AlertBuilder:
         self, labels: dict[str, str], annotations: dict[str, str], starts: float, ends: float
     ) -> dict[str, Any]:
         return {
-            "labels": labels,
+            "labels": {**self.extra_labels, **labels},
             "annotations": {k: v for k, v in annotations.items() if v != ""},
             "startsAt": rfc3339(starts),
             "endsAt": rfc3339(ends),

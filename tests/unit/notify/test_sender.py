@@ -135,14 +135,20 @@ def test_flags_environment_and_errors() -> None:
     assert am.urls == ("http://am1:9093", "http://am2:9093")
     assert (am.event_ttl, am.cooldown, am.timeout) == (90.0, 120.0, 10.0)
     assert config.external_url == "http://10.1.2.3:9999"
-    config, _ = parse_config(["--web.external-url", "https://mon.internal/comfy/"], environ={})
+    config, _ = parse_config(
+        ["--web.external-url", "https://mon.internal/comfy/", "--alertmanager.label", "chat=dingtalk"],
+        environ={},
+    )
     assert config.external_url == "https://mon.internal/comfy"
+    assert config.alertmanager.labels == (("chat", "dingtalk"),)
     for argv, flag in (
         (["--alertmanager.url", "am:9093"], "--alertmanager.url"),
         (["--alertmanager.url", "http://u:p@am:9093"], "--alertmanager.url"),
         (["--alertmanager.event-ttl", "soon"], "--alertmanager.event-ttl"),
         (["--alertmanager.bearer-token-file", "/nonexistent/token"], "--alertmanager.bearer-token-file"),
         (["--alertmanager.key-file", "/k"], "--alertmanager.key-file"),
+        (["--alertmanager.label", "severity=info"], "--alertmanager.label"),
+        (["--alertmanager.label", "9x=1"], "--alertmanager.label"),
     ):
         with pytest.raises(ConfigError, match=flag):
             parse_config(argv, environ={})
@@ -153,13 +159,14 @@ def test_config_file_alertmanager_block(tmp_path) -> None:  # type: ignore[no-un
     path = tmp_path / "exporter.yml"
     path.write_text(
         "alertmanager:\n  urls: [http://127.0.0.1:9093]\n  event_ttl: 10m\n  cooldown: 60\n"
-        "  bearer_token_file: token\nweb:\n  external_url: http://exporter.lan:9188\n"
+        "  bearer_token_file: token\n  labels: {chat: wecom}\nweb:\n  external_url: http://exporter.lan:9188\n"
     )
     config, _ = parse_config(["--config", str(path)], environ={})
     am = config.alertmanager
     assert am.urls == ("http://127.0.0.1:9093",)
     assert (am.event_ttl, am.cooldown, am.bearer_token) == (600.0, 60.0, "t")
     assert config.external_url == "http://exporter.lan:9188"
+    assert am.labels == (("chat", "wecom"),)
     path.write_text("alertmanager:\n  urls: [am:9093]\n")
     with pytest.raises(ConfigError, match=r"exporter.yml:2: alertmanager.urls\[0\]"):
         parse_config(["--config", str(path)], environ={})
