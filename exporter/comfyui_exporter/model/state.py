@@ -27,6 +27,7 @@ from .events import (
     PromptStarted,
     QueueRemaining,
     QueueSnapshot,
+    Reconnected,
     RequestObserved,
     RestartDetected,
     SystemStats,
@@ -189,6 +190,7 @@ class InstanceState:
     last_lost: LostPrompts | None = None
     # prompt id -> (state it left, when); dropped when its history entry arrives or after VANISHED_SECONDS
     vanished: OrderedDict[str, tuple[str, float]] = field(default_factory=OrderedDict)
+    unreachable_since: float | None = None
 
     def apply(self, event: Event) -> None:
         """Fold one event into the state."""
@@ -224,10 +226,15 @@ class InstanceState:
                 self.history_gaps += 1
             case RestartDetected():
                 self.restarts += 1
-                self._lost(event.at)
+                self._lost(event.at, queued=True, since=event.at - VANISHED_SECONDS)
                 self.running.clear()
                 self.pending.clear()
                 self.progress.clear()
+            case Reconnected(at=at):
+                # running/pending are the new truth already; what vanished across the outage is lost
+                since = self.unreachable_since if self.unreachable_since is not None else at
+                self._lost(at, queued=False, since=since)
+                self.unreachable_since = None
             case HistoryBaseline():
                 self.baseline_taken = True
             case PluginState():
@@ -252,15 +259,17 @@ class InstanceState:
         while len(self.vanished) > MAX_VANISHED:
             self.vanished.popitem(last=False)
 
-    def _lost(self, at: float) -> None:
-        """What was running or pending (or left the queue just before, without a history entry)."""
+    def _lost(self, at: float, queued: bool, since: float) -> None:
+        """What left the queue since ``since`` without a history entry (and, for a proven restart,
+        what is still listed as queued from before it)."""
         lost: dict[str, list[str]] = {state: [] for state in LOST_STATES}
         for prompt_id, (state, when) in self.vanished.items():
-            queued = prompt_id in self.running or prompt_id in self.pending
-            if when >= at - VANISHED_SECONDS and not queued:
+            listed = prompt_id in self.running or prompt_id in self.pending
+            if when >= since and not listed:
                 lost[state].append(prompt_id)
-        lost["running"].extend(self.running)
-        lost["pending"].extend(self.pending)
+        if queued:
+            lost["running"].extend(self.running)
+            lost["pending"].extend(self.pending)
         self.vanished.clear()
         for state in LOST_STATES:
             self.lost[state] += len(lost[state])
@@ -370,6 +379,8 @@ class InstanceState:
     def _request(self, event: RequestObserved) -> None:
         endpoint = event.endpoint
         self.up = event.ok
+        if not event.ok and self.unreachable_since is None:
+            self.unreachable_since = event.at
         self.requests[endpoint] = self.requests.get(endpoint, 0) + 1
         if not event.ok:
             self.request_failures[endpoint] = self.request_failures.get(endpoint, 0) + 1

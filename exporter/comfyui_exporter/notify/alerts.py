@@ -148,12 +148,12 @@ class AlertBuilder:
             "occurrence": "first",
         }
         description = (
-            f"ComfyUI {comfyui} restarted and lost {len(running)} running and {len(pending)} pending "
-            f"prompt(s): {shown}{' …' if len(ids) > MAX_PROMPT_IDS else ''}. They are in neither its history "
-            "nor its queue; resubmit them."
+            f"ComfyUI {comfyui} lost {len(running)} running and {len(pending)} pending prompt(s) to a "
+            f"restart: {shown}{' …' if len(ids) > MAX_PROMPT_IDS else ''}. They were queued before it "
+            "stopped answering and are in neither its history nor its queue now; resubmit them."
         )
         annotations = {
-            "summary": "ComfyUI restarted and lost prompts.",
+            "summary": "A ComfyUI restart lost queued prompts.",
             "description": description,
             "prompt_id": ids[0] if ids else "",
             "prompt_ids": shown,

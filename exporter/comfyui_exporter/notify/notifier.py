@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 
 from ..config.settings import ExporterConfig
-from ..model.events import Event, Outcome, PromptFinished, PromptRejected, RestartDetected
+from ..model.events import Event, Outcome, PromptFinished, PromptRejected, Reconnected, RestartDetected
 from ..model.state import InstanceState
 from .alerts import AlertBuilder
 from .sender import AlertSender
@@ -26,7 +26,7 @@ class EventNotifier:
 
     @staticmethod
     def wants(event: Event) -> bool:
-        return isinstance(event, PromptFinished | PromptRejected | RestartDetected)
+        return isinstance(event, PromptFinished | PromptRejected | RestartDetected | Reconnected)
 
     def after(self, state: InstanceState, event: Event) -> None:
         """``state`` has just applied ``event`` (the caller holds the instance's lock)."""
@@ -42,7 +42,7 @@ class EventNotifier:
                 if record is not None and record.kind == "rejection":
                     with self._lock:
                         alert = self.builder.failure(record, event.at)
-            case RestartDetected(at=at):
+            case RestartDetected(at=at) | Reconnected(at=at):
                 lost = state.last_lost
                 if lost is not None and lost.at == at:
                     with self._lock:

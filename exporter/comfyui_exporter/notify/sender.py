@@ -29,7 +29,7 @@ from ..config.settings import AlertmanagerConfig
 log = logging.getLogger(__name__)
 
 BACKOFF_START = 0.25
-BACKOFF_CAP = 10.0
+BACKOFF_CAP = 5.0  # after an outage, the queued alerts go out within seconds of Alertmanager being back
 
 
 def display_url(url: str) -> str:
@@ -140,7 +140,7 @@ class AlertmanagerWorker:
                 continue
             outcome = self.post(batch)
             if outcome == "retry":
-                self._stop.wait(delay * (0.5 + self._rng.random()))
+                self._stop.wait(delay * (0.8 + 0.4 * self._rng.random()))
                 delay = min(delay * 2, BACKOFF_CAP)
                 continue
             delay = BACKOFF_START

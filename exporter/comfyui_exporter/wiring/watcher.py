@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from ..config.settings import ExporterConfig, InstanceConfig
 from ..exposition.collector import Instance
-from ..model.events import Event, QueueRemaining
+from ..model.events import Event, QueueRemaining, Reconnected
 from ..model.history_tracker import HistoryTracker
 from ..model.state import InstanceState
 from ..notify.notifier import EventNotifier
@@ -183,6 +183,8 @@ class InstanceWatcher:
         except Exception:  # a bug must not stop the loop: log it and keep watching
             log.exception("unexpected error while polling %s", self.name)
             return False
+        if self._reachable is False:  # history and queue were just re-read: count what the outage lost
+            self._emit(Reconnected(at=self._clock()))
         if self._reachable is not True:
             log.info(
                 "ComfyUI %s is up: jobs API %s, websocket %s",

@@ -117,7 +117,7 @@ def test_lost_prompts_alert() -> None:
     assert alert["labels"]["alertname"] == "ComfyUIPromptsLost"
     assert alert["labels"]["severity"] == "warning"
     assert alert["annotations"]["prompt_ids"] == "run1,p1,p2"
-    assert "1 running and 2 pending" in alert["annotations"]["description"]
+    assert "lost 1 running and 2 pending" in alert["annotations"]["description"]
 
 
 def test_cut_keeps_the_first_line_whole_then_cuts_at_a_word() -> None:

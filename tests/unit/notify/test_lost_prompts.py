@@ -58,3 +58,26 @@ def test_notifier_sends_the_lost_prompt_alert_only_when_something_was_lost() -> 
             notifier.stop()
     assert alert["labels"]["alertname"] == "ComfyUIPromptsLost"
     assert alert["annotations"]["prompt_ids"] == "run1,p1"
+
+
+def test_an_outage_with_an_empty_history_counts_what_vanished_across_it() -> None:
+    """No history entry before the crash: /history cannot prove the restart, the queue can."""
+    from comfyui_exporter.model.events import Reconnected, RequestObserved
+
+    state = InstanceState("gpu0")
+    state.apply(_snapshot(10, ["run1"], ["p1"]))
+    state.apply(QueueRemaining(at=11, remaining=3))  # not 0: nothing vanished yet
+    state.apply(RequestObserved(20, "history", 0.01, False))
+    state.apply(RequestObserved(25, "history", 0.01, True))
+    state.apply(_snapshot(26, [], []))  # the restarted ComfyUI's queue
+    state.apply(Reconnected(at=26))
+    assert state.lost == {"running": 1, "pending": 1}
+    # a normal completion across a short blip is not lost: its history entry removes it
+    state.apply(_snapshot(30, ["run2"], []))
+    state.apply(RequestObserved(31, "history", 0.01, False))
+    state.apply(_snapshot(33, [], []))
+    from comfyui_exporter.model.events import Outcome, PromptFinished
+
+    state.apply(PromptFinished(33, "run2", Outcome.SUCCESS, 30, 32, 29))
+    state.apply(Reconnected(at=33))
+    assert state.lost == {"running": 1, "pending": 1}
