@@ -87,7 +87,7 @@ def add_alertmanager_flags(p: argparse.ArgumentParser) -> None:
         dest="web_external_url",
         metavar="URL",
         help="URL people reach this exporter at, for the /failures link in event alerts "
-        "(default http://<this host's FQDN>:<listen port>)",
+        "(default http://<this host's name>:<listen port>)",
     )
 
 
@@ -146,7 +146,7 @@ def external_url(value: str | None, listen_host: str, listen_port: int) -> str:
         return url
     host = listen_host
     if host in ("", "0.0.0.0", "::"):
-        host = socket.getfqdn() or socket.gethostname() or "localhost"
+        host = socket.gethostname() or "localhost"  # as Prometheus does (os.Hostname); no DNS lookup
     if ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{listen_port}"
