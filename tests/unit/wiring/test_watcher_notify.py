@@ -45,7 +45,7 @@ def test_a_hanging_alertmanager_does_not_block_the_watcher() -> None:
             assert watcher.instance.state.failures["oom"] == 200
             worker = notifier.sender.workers[0]
             # all 200 wait (the first batch in flight on the hanging connection stays queued until it is done)
-            wait_until(lambda: worker.stats.queued == 200, 5, what="the alerts queued behind the hanging POST")
+            wait_until(lambda: worker.stats.queued == 200, 5, what="alerts queued behind the hanging POST")
             assert worker.stats.sent == 0
         finally:
             notifier.stop(timeout=0.2)
