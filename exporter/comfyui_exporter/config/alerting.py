@@ -8,7 +8,6 @@ read from a file, never taken from argv.
 from __future__ import annotations
 
 import argparse
-import socket
 
 from .settings import (
     AlertmanagerConfig,
@@ -138,15 +137,6 @@ def alertmanager_config(args: argparse.Namespace) -> AlertmanagerConfig:
     )
 
 
-def external_url(value: str | None, listen_host: str, listen_port: int) -> str:
-    """``--web.external-url``, else this host as others can name it (never 0.0.0.0, never a
-    compose service name unless the operator says so)."""
-    if value:
-        url = parse_alertmanager_url(value, "--web.external-url")
-        return url
-    host = listen_host
-    if host in ("", "0.0.0.0", "::"):
-        host = socket.gethostname() or "localhost"  # as Prometheus does (os.Hostname); no DNS lookup
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{listen_port}"
+def external_url(value: str | None) -> str | None:
+    """``--web.external-url`` checked; None lets ``ExporterConfig.public_url`` derive it."""
+    return parse_alertmanager_url(value, "--web.external-url") if value else None

@@ -215,6 +215,6 @@ def parse_config(
         plugin_enabled=args.plugin == "auto",
         plugin_token=plugin_token,
         alertmanager=alertmanager_config(args),
-        external_url=external_url(args.web_external_url, host, port),
+        external_url=external_url(args.web_external_url),
     )
     return config, args

@@ -6,6 +6,7 @@ problem with ComfyUI is never a configuration error (the exporter runs with ``co
 
 from __future__ import annotations
 
+import socket
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,7 +144,20 @@ class ExporterConfig:
     plugin_enabled: bool = True
     plugin_token: str | None = field(default=None, repr=False)
     alertmanager: AlertmanagerConfig = field(default_factory=AlertmanagerConfig)
-    external_url: str = ""  # where people reach this exporter (links in event alerts)
+    external_url: str | None = None  # --web.external-url as given; see public_url
+
+    @property
+    def public_url(self) -> str:
+        """Where people reach this exporter (the /failures link in event alerts): --web.external-url,
+        else derived from the listen address at use, so a --listen change is one change, not two."""
+        if self.external_url:
+            return self.external_url
+        host = self.listen_host
+        if host in ("", "0.0.0.0", "::"):
+            host = socket.gethostname() or "localhost"  # as Prometheus does (os.Hostname); no DNS lookup
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.listen_port}"
 
 
 def parse_instance(spec: str, flag: str = "--comfyui-url") -> tuple[str, str, str | None]:

@@ -19,7 +19,7 @@ class EventNotifier:
     def __init__(self, config: ExporterConfig, sender: AlertSender | None = None) -> None:
         am = config.alertmanager
         self.builder = AlertBuilder(
-            config.external_url, ttl=am.event_ttl, cooldown=am.cooldown, extra_labels=am.labels
+            config.public_url, ttl=am.event_ttl, cooldown=am.cooldown, extra_labels=am.labels
         )
         self.sender = sender or AlertSender(am)
         self._lock = threading.Lock()  # one builder for every instance's threads

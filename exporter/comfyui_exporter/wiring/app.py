@@ -102,7 +102,7 @@ class Exporter:
             log.info(
                 "pushing failure events to Alertmanager %s (links: %s)",
                 ", ".join(w.name for w in self.notifier.sender.workers),
-                self.config.external_url,
+                self.config.public_url,
             )
         for watcher in self.watchers:
             watcher.start()

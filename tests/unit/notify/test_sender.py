@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import socket
 import time
 
 import pytest
@@ -127,6 +128,8 @@ def test_basic_auth_and_bearer_token_come_from_files(tmp_path) -> None:  # type:
 def test_flags_environment_and_errors() -> None:
     config, _ = parse_config([], environ={})
     assert not config.alertmanager.enabled
+    # never 0.0.0.0 and never a compose service name: this host's name, as Prometheus derives it
+    assert config.public_url == f"http://{socket.gethostname()}:9188"
     config, _ = parse_config(
         ["--alertmanager.event-ttl", "90s", "--alertmanager.cooldown", "2m", "--listen", "10.1.2.3:9999"],
         environ={"COMFYUI_EXPORTER_ALERTMANAGER_URL": "http://am1:9093, http://am2:9093"},
@@ -134,12 +137,12 @@ def test_flags_environment_and_errors() -> None:
     am = config.alertmanager
     assert am.urls == ("http://am1:9093", "http://am2:9093")
     assert (am.event_ttl, am.cooldown, am.timeout) == (90.0, 120.0, 10.0)
-    assert config.external_url == "http://10.1.2.3:9999"
+    assert config.public_url == "http://10.1.2.3:9999"
     config, _ = parse_config(
         ["--web.external-url", "https://mon.internal/comfy/", "--alertmanager.label", "chat=dingtalk"],
         environ={},
     )
-    assert config.external_url == "https://mon.internal/comfy"
+    assert config.public_url == "https://mon.internal/comfy"
     assert config.alertmanager.labels == (("chat", "dingtalk"),)
     for argv, flag in (
         (["--alertmanager.url", "am:9093"], "--alertmanager.url"),
@@ -165,7 +168,7 @@ def test_config_file_alertmanager_block(tmp_path) -> None:  # type: ignore[no-un
     am = config.alertmanager
     assert am.urls == ("http://127.0.0.1:9093",)
     assert (am.event_ttl, am.cooldown, am.bearer_token) == (600.0, 60.0, "t")
-    assert config.external_url == "http://exporter.lan:9188"
+    assert config.public_url == "http://exporter.lan:9188"
     assert am.labels == (("chat", "wecom"),)
     path.write_text("alertmanager:\n  urls: [am:9093]\n")
     with pytest.raises(ConfigError, match=r"exporter.yml:2: alertmanager.urls\[0\]"):
