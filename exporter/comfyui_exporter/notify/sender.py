@@ -49,6 +49,7 @@ class SenderStats:
     dropped: int = 0  # alerts given up: the queue overflowed or Alertmanager refused them (4xx)
     up: int = 0  # 1 while the last POST succeeded
     queued: int = 0
+    coalesced: int = 0  # queued alerts replaced by a newer version of themselves before sending
 
 
 def make_alertmanager_session(config: AlertmanagerConfig) -> requests.Session:
@@ -88,6 +89,7 @@ class AlertmanagerWorker:
         self.linger = linger
         self.stats = SenderStats()
         self._queue: deque[dict[str, Any]] = deque()
+        self._inflight = 0  # the first _inflight queued alerts are being posted
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._rng = rng or random.Random()
@@ -97,12 +99,27 @@ class AlertmanagerWorker:
     def submit(self, alerts: Sequence[dict[str, Any]]) -> None:
         with self._cond:
             for alert in alerts:
+                if self._replace_queued(alert):
+                    continue
                 if len(self._queue) >= self.config.queue_capacity:
-                    self._queue.popleft()
                     self.stats.dropped += 1
+                    if len(self._queue) <= self._inflight:  # all of it is being posted: drop the new one
+                        continue
+                    del self._queue[self._inflight]  # the oldest that is not in flight
                 self._queue.append(alert)
             self.stats.queued = len(self._queue)
             self._cond.notify()
+
+    def _replace_queued(self, alert: dict[str, Any]) -> bool:
+        """A newer version of an alert still waiting (a folded burst's count) replaces it in place:
+        Alertmanager keeps only the latest of one label set anyway. Never one that is in flight."""
+        labels = alert.get("labels")
+        for i in range(len(self._queue) - 1, self._inflight - 1, -1):
+            if self._queue[i].get("labels") == labels:
+                self._queue[i] = alert
+                self.stats.coalesced += 1
+                return True
+        return False
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"alertmanager:{self.name}", daemon=True)
@@ -124,12 +141,14 @@ class AlertmanagerWorker:
             self._stop.wait(self.linger)  # let the rest of a burst arrive: one POST for it
         with self._cond:
             n = min(len(self._queue), self.config.batch_size)
+            self._inflight = n
             return [self._queue[i] for i in range(n)]
 
     def _done(self, n: int) -> None:
         with self._cond:
             for _ in range(min(n, len(self._queue))):
                 self._queue.popleft()
+            self._inflight = 0
             self.stats.queued = len(self._queue)
 
     def _run(self) -> None:
@@ -145,6 +164,7 @@ class AlertmanagerWorker:
                 continue
             delay = BACKOFF_START
             self._done(len(batch))
+            continue
 
     def post(self, batch: list[dict[str, Any]]) -> str:
         """One POST: ``"ok"``, ``"refused"`` (4xx, dropped) or ``"retry"``."""

@@ -177,3 +177,24 @@ def test_config_file_alertmanager_block(tmp_path) -> None:  # type: ignore[no-un
 
 def test_display_url_has_no_credentials() -> None:
     assert display_url("https://user:pw@am.internal:9093/prefix/") == "https://am.internal:9093/prefix"
+
+
+def test_a_burst_of_updates_to_one_alert_is_coalesced_while_it_waits() -> None:
+    """50 failures of one class: one first alert and one folded alert whose count grows; the
+    versions that waited behind an outage are replaced, not all sent."""
+    with HTTPSink(status=503) as sink:
+        sender = AlertSender(AlertmanagerConfig(urls=(sink.url,)))
+        worker = sender.workers[0]
+        sender.start()
+        try:
+            sender.submit([{"labels": {"a": "first"}, "annotations": {}}])
+            wait_until(lambda: worker.stats.failed >= 1, 10, what="a failed POST")
+            for n in range(1, 50):
+                sender.submit([{"labels": {"a": "repeated"}, "annotations": {"count": str(n)}}])
+            assert worker.stats.queued == 2 and worker.stats.coalesced == 48
+            sink.status = 200
+            wait_until(lambda: worker.stats.sent == 2, 15, what="both delivered")
+            last = [a for r in sink.requests() for a in r.json if a["labels"]["a"] == "repeated"][-1]
+            assert last["annotations"]["count"] == "49"
+        finally:
+            sender.stop()
