@@ -81,3 +81,25 @@ def test_an_outage_with_an_empty_history_counts_what_vanished_across_it() -> Non
     state.apply(PromptFinished(33, "run2", Outcome.SUCCESS, 30, 32, 29))
     state.apply(Reconnected(at=33))
     assert state.lost == {"running": 1, "pending": 1}
+
+
+def test_a_plugin_rejection_becomes_a_rejected_event_alert() -> None:
+    from comfyui_exporter.model.events import PromptRejected
+
+    with HTTPSink() as am:
+        config, _ = parse_config(["--alertmanager.url", am.url], environ={})
+        notifier = EventNotifier(config)
+        notifier.start()
+        try:
+            state = InstanceState("gpu0")
+            event = PromptRejected(
+                50.0, "r1", "value_not_in_list", "4", "CheckpointLoaderSimple", "ckpt_name", "x not in []"
+            )
+            state.apply(event)
+            notifier.after(state, event)
+            wait_until(lambda: am.requests(), 10, what="the rejection alert")
+            (alert,) = am.requests("/api/v2/alerts")[0].json
+        finally:
+            notifier.stop()
+    assert alert["labels"]["alertname"] == "ComfyUIPromptRejected"
+    assert (alert["labels"]["reason"], alert["annotations"]["prompt_id"]) == ("value_not_in_list", "r1")
