@@ -61,6 +61,7 @@ AM_TIMING = {"group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h"
 KNOBS = {
     "comfyui_down_for": "2s",
     "new_failure_window": "20s",
+    "new_failure_window_seconds": "20",
     "prompt_stuck_running_seconds": "10",
     "prompt_stuck_no_progress_seconds": "3",
     "prompt_stuck_for": "1s",

@@ -48,6 +48,17 @@ ROUTES = [
     ("severity=warning alertname=ComfyUIAlertRelayDown chat=dingtalk", "relay-journal,email-oncall,slack"),
     ("severity=warning alertname=ComfyUIAlertRelayNotificationFailures", "relay-journal,email-oncall,slack"),
     ("alertname=Unlabelled", "relay-journal,slack"),
+    # event alerts pushed by the exporter: their own route (group_wait 1s), no resolved messages
+    (
+        "alertname=ComfyUIPromptFailed severity=critical comfyui=a error_type=oom",
+        "relay-journal,email-oncall-events,slack-events",
+    ),
+    ("alertname=ComfyUIPromptFailed severity=warning error_type=cuda", "relay-journal,slack-events"),
+    ("alertname=ComfyUIPromptsLost severity=warning chat=dingtalk", "relay-journal,relay-dingtalk-events"),
+    (
+        "alertname=ComfyUIPromptRejected severity=warning chat=slack,feishu",
+        "relay-journal,slack-events,relay-feishu-events",
+    ),
     ("severity=page", "relay-journal,slack"),
 ]
 
@@ -116,14 +127,19 @@ def test_secrets_come_from_files() -> None:
     for name, receiver in receivers.items():
         for hook in receiver.get("webhook_configs", []):
             assert hook["http_config"]["authorization"]["credentials_file"]
-            assert hook["send_resolved"] is True
+            assert hook["send_resolved"] is (not name.endswith("-events")), name
             targets[name] = hook["url"].split("9189", 1)[1]
     assert targets == {
         "relay-dingtalk": "/alerts/dingtalk",
         "relay-wecom": "/alerts/wecom",
         "relay-feishu": "/alerts/feishu",
         "relay-journal": "/journal",
+        "relay-dingtalk-events": "/alerts/dingtalk",
+        "relay-wecom-events": "/alerts/wecom",
+        "relay-feishu-events": "/alerts/feishu",
     }
+    assert receivers["slack-events"]["slack_configs"][0]["send_resolved"] is False
+    assert receivers["email-oncall-events"]["email_configs"][0]["auth_password_file"]
 
 
 def test_inhibit_rules() -> None:
@@ -132,7 +148,25 @@ def test_inhibit_rules() -> None:
     assert by_source[('alertname="ComfyUIExporterDown"',)]["equal"] == ["instance"]
     assert by_source[('alertname="ComfyUIDown"',)]["equal"] == ["instance", "comfyui"]
     assert by_source[('severity="critical"',)]["target_matchers"] == ['severity="warning"']
-    assert by_source[('severity="critical"',)]["equal"] == ["alertname", "instance", "comfyui"]
+    tiers = by_source[('severity="critical"',)]
+    assert tiers["equal"] == ["alertname", "instance", "comfyui", "error_type"]
+    # an active event alert keeps the rule alert of the same failure class quiet (the backstop)
+    event = by_source[('alertname="ComfyUIPromptFailed"',)]
+    assert event["equal"] == ["comfyui", "error_type"]
+    targets = 'alertname=~"ComfyUIOutOfMemory|ComfyUICudaError|ComfyUIPromptFailures"'
+    assert event["target_matchers"] == [targets]
+    assert by_source[('alertname="ComfyUIPromptRejected"',)]["equal"] == ["comfyui", "reason"]
+
+
+def test_event_route_timing() -> None:
+    """The cooldown design of docs/alerting.md: a group per cooldown window, sent after 1 s, folded
+    alerts at the next tick of group_interval, which must equal --alertmanager.cooldown."""
+    route = _config()["route"]
+    (event,) = [r for r in route["routes"] if "ComfyUIPromptFailed" in str(r.get("matchers"))]
+    assert event["group_by"] == ["alertname", "comfyui", "error_type", "event_window"]
+    assert event["group_wait"] == "1s"
+    assert event.get("group_interval", route["group_interval"]) == "5m"  # = --alertmanager.cooldown default
+    assert "continue" not in event  # event alerts do not also take the rule routes
 
 
 def test_templates_render_in_amtool() -> None:

@@ -98,7 +98,12 @@ def test_runbook_section_for_every_alert(alert: str) -> None:
 
 
 def test_every_runbook_section_belongs_to_an_alert() -> None:
-    assert set(_runbook_sections()) == {a["alert"].lower() for a in ALL_ALERTS}
+    """Rule alerts, and the event alerts the exporter pushes (their runbook_url annotations)."""
+    from comfyui_exporter.notify.alerts import EVENT_ALERTNAMES, RUNBOOKS
+
+    assert RUNBOOK_BASE == RUNBOOKS + "#"
+    events = {name.lower() for name in EVENT_ALERTNAMES}
+    assert set(_runbook_sections()) == {a["alert"].lower() for a in ALL_ALERTS} | events
 
 
 def test_every_alert_and_severity_has_a_firing_unit_test() -> None:

@@ -22,7 +22,8 @@ MAX_LINES = 450
 # Entry points -> wiring -> sources / model / exposition -> config; nothing imports cli.
 ALLOWED: dict[str, set[str]] = {
     "cli": {"wiring", "config", "sources", "gpu", "exposition", "model"},
-    "wiring": {"sources", "model", "exposition", "gpu", "config"},
+    "wiring": {"sources", "model", "exposition", "gpu", "config", "notify"},
+    "notify": {"model", "config"},
     "sources": {"model", "config"},
     "exposition": {"model", "config"},
     "model": set(),

@@ -13,12 +13,15 @@ from pathlib import Path
 
 from .. import __version__
 from . import file as config_file
+from .alerting import add_alertmanager_flags, alertmanager_config, external_url
 from .settings import ConfigError, ExporterConfig, TLSOptions, build_instances, parse_listen
 
 ENV_PREFIX = "COMFYUI_EXPORTER_"
 # Repeatable flags read from one environment variable: URLs split on commas/whitespace,
 # headers on newlines (header values may contain commas).
 _LIST_SEPARATORS = {"comfyui_url": None, "comfyui_header": "\n", "comfyui_header_file": "\n"}
+_LIST_SEPARATORS["alertmanager_url"] = None
+_LIST_SEPARATORS["alertmanager_label"] = "\n"
 
 
 def _env_name(dest: str) -> str:
@@ -128,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="/failures needs a basic_auth_users login from --web.config.file; /metrics stays open",
     )
+    add_alertmanager_flags(p)
     a("--config", metavar="FILE", help="YAML config file; flags and COMFYUI_EXPORTER_* win over it")
     a("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     a("--log-format", default="text", choices=["text", "json"])
@@ -225,5 +229,7 @@ def parse_config(
         failures_require_auth=args.web_failures_require_auth,
         plugin_enabled=args.plugin == "auto",
         plugin_token=plugin_token,
+        alertmanager=alertmanager_config(args),
+        external_url=external_url(args.web_external_url),
     )
     return config, args

@@ -21,6 +21,9 @@ from .settings import (
     ConfigError,
     InstanceConfig,
     TLSOptions,
+    parse_alert_label,
+    parse_alertmanager_url,
+    parse_duration,
     parse_header,
     parse_header_file,
     parse_instance,
@@ -44,6 +47,7 @@ TOP_KEYS = (
     "log",
     "defaults",
     "instances",
+    "alertmanager",
 )
 INSTANCE_KEYS = ("name", "url", "gpu", "headers", "header_files", "tls")
 TLS_KEYS = ("ca_file", "client_cert", "client_key", "insecure_skip_verify")
@@ -114,7 +118,9 @@ def load_config_file(path: str | Path) -> FileConfig:
         if "expected_count" in gpu:
             d["gpu_expected_count"] = gpu["expected_count"].as_int(minimum=0)
     if "web" in top:
-        web = top["web"].fields(("config_file", "disable_failures", "failures_require_auth"))
+        web = top["web"].fields(("config_file", "disable_failures", "failures_require_auth", "external_url"))
+        if "external_url" in web:
+            d["web_external_url"] = web["external_url"].as_str(allow_empty=False)
         if "config_file" in web:
             d["web_config_file"] = _readable(web["config_file"], base)
         if "disable_failures" in web:
@@ -145,6 +151,8 @@ def load_config_file(path: str | Path) -> FileConfig:
                     d[dest] = tls[key]
             if "insecure_skip_verify" in tls:
                 d["comfyui_insecure_skip_verify"] = tls["insecure_skip_verify"]
+    if "alertmanager" in top:
+        d.update(_alertmanager(top["alertmanager"], base))
     instances = tuple(_instances(top["instances"], base)) if "instances" in top else ()
     return FileConfig(str(path), d, instances)
 
@@ -259,6 +267,53 @@ def _tls(node: Node, base: Path) -> dict[str, Any]:
     if "insecure_skip_verify" in fields:
         out["insecure_skip_verify"] = fields["insecure_skip_verify"].as_bool()
     return out
+
+
+def _alertmanager(node: Node, base: Path) -> dict[str, Any]:
+    """``alertmanager: {urls, event_ttl, cooldown, timeout, basic_auth, bearer_token_file, tls}``."""
+    keys = ("urls", "labels", "event_ttl", "cooldown", "timeout", "basic_auth", "bearer_token_file", "tls")
+    f = node.fields(keys)
+    d: dict[str, Any] = {}
+    if "urls" in f:
+        urls = []
+        for item in f["urls"].as_list():
+            try:
+                urls.append(parse_alertmanager_url(item.as_str(allow_empty=False)))
+            except ConfigError as exc:
+                raise item.error(_strip_flag(exc)) from None
+        d["alertmanager_url"] = urls
+    if "labels" in f:
+        labels = []
+        for name, value in f["labels"].items():
+            try:
+                labels.append("=".join(parse_alert_label(f"{name}={value.as_str()}")))
+            except ConfigError as exc:
+                raise value.error(_strip_flag(exc)) from None
+        d["alertmanager_label"] = labels
+    for key in ("event_ttl", "cooldown", "timeout"):
+        if key in f:
+            value = f[key].as_str(allow_empty=False)  # "300" (seconds) or "5m"
+            try:
+                parse_duration(value, key)
+            except ConfigError as exc:
+                raise f[key].error(_strip_flag(exc)) from None
+            d[f"alertmanager_{key}"] = str(value)
+    if "basic_auth" in f:
+        auth = f["basic_auth"].fields(("username", "password_file"))
+        if "username" in auth:
+            d["alertmanager_basic_auth_username"] = auth["username"].as_str(allow_empty=False)
+        if "password_file" in auth:
+            d["alertmanager_basic_auth_password_file"] = _readable(auth["password_file"], base)
+    if "bearer_token_file" in f:
+        d["alertmanager_bearer_token_file"] = _readable(f["bearer_token_file"], base)
+    if "tls" in f:
+        tls = _tls(f["tls"], base)
+        for key, dest in (("ca_file", "ca_file"), ("cert_file", "cert_file"), ("key_file", "key_file")):
+            if key in tls:
+                d[f"alertmanager_{dest}"] = tls[key]
+        if "insecure_skip_verify" in tls:
+            d["alertmanager_insecure_skip_verify"] = tls["insecure_skip_verify"]
+    return d
 
 
 def _instances(node: Node, base: Path) -> list[FileInstance]:

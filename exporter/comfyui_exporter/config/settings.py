@@ -6,6 +6,7 @@ problem with ComfyUI is never a configuration error (the exporter runs with ``co
 
 from __future__ import annotations
 
+import socket
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,74 @@ class InstanceConfig:
 
 
 @dataclass(frozen=True)
+class AlertmanagerConfig:
+    """Where event alerts go (``--alertmanager.*``); no URL: the event path is off."""
+
+    urls: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()  # added to every event alert (e.g. chat=dingtalk)
+    event_ttl: float = 300.0
+    cooldown: float = 300.0
+    timeout: float = 10.0
+    basic_auth_username: str | None = None
+    basic_auth_password: str | None = field(default=None, repr=False)
+    bearer_token: str | None = field(default=None, repr=False)
+    tls: TLSOptions = field(default_factory=TLSOptions)
+    queue_capacity: int = 10_000
+    batch_size: int = 64
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.urls)
+
+
+def parse_duration(value: str | float, flag: str) -> float:
+    """``300``, ``1.5``, ``250ms``, ``30s``, ``5m``, ``1h`` → seconds (Prometheus-style units)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        text = str(value).strip()
+        units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+        unit = next((u for u in ("ms", "s", "m", "h") if text.endswith(u)), "")
+        try:
+            seconds = float(text[: len(text) - len(unit)]) * units.get(unit, 1.0)
+        except ValueError:
+            raise ConfigError(f"{flag}: expected a duration like 30s or 5m, got {value!r}") from None
+    if not seconds > 0:
+        raise ConfigError(f"{flag}: must be positive, got {value!r}")
+    return seconds
+
+
+def parse_alertmanager_url(spec: str, flag: str = "--alertmanager.url") -> str:
+    parts = urlsplit(spec.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{flag}: {spec!r} is not an http(s) URL (expected http://host:9093)")
+    if parts.username or parts.password:
+        raise ConfigError(f"{flag}: put credentials in --alertmanager.basic-auth-* files, not in the URL")
+    return spec.strip().rstrip("/")
+
+
+def parse_alert_label(spec: str, flag: str = "--alertmanager.label") -> tuple[str, str]:
+    name, sep, value = spec.partition("=")
+    name = name.strip()
+    valid = bool(name) and (name[0].isalpha() or name[0] == "_") and name.replace("_", "a").isalnum()
+    if not sep or not valid:
+        raise ConfigError(f"{flag}: expected NAME=VALUE with a Prometheus label name, got {spec!r}")
+    if name in ("alertname", "comfyui", "error_type", "severity", "node_type", "event_window", "occurrence"):
+        raise ConfigError(f"{flag}: {name} is set by the exporter itself")
+    return name, value.strip()
+
+
+def read_secret_file(path: str, flag: str) -> str:
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{flag}: cannot read {path}: {exc.strerror}") from None
+    if "\n" in value or "\r" in value:
+        raise ConfigError(f"{flag}: the file must hold one line")
+    return value
+
+
+@dataclass(frozen=True)
 class ExporterConfig:
     instances: tuple[InstanceConfig, ...]
     listen_host: str = "0.0.0.0"
@@ -74,6 +143,21 @@ class ExporterConfig:
     failures_require_auth: bool = False
     plugin_enabled: bool = True
     plugin_token: str | None = field(default=None, repr=False)
+    alertmanager: AlertmanagerConfig = field(default_factory=AlertmanagerConfig)
+    external_url: str | None = None  # --web.external-url as given; see public_url
+
+    @property
+    def public_url(self) -> str:
+        """Where people reach this exporter (the /failures link in event alerts): --web.external-url,
+        else derived from the listen address at use, so a --listen change is one change, not two."""
+        if self.external_url:
+            return self.external_url
+        host = self.listen_host
+        if host in ("", "0.0.0.0", "::"):
+            host = socket.gethostname() or "localhost"  # as Prometheus does (os.Hostname); no DNS lookup
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.listen_port}"
 
 
 def parse_instance(spec: str, flag: str = "--comfyui-url") -> tuple[str, str, str | None]:

@@ -139,6 +139,12 @@ class _Families:
             "comfyui_device_torch_reserved_free_bytes", "Reserved by torch but not in use.", labels=d
         )
         self.restarts = c("comfyui_restarts_total", "ComfyUI restarts detected by the exporter.", labels=i)
+        self.lost = c(
+            "comfyui_prompts_lost_total",
+            "Prompts a ComfyUI restart lost: running or pending before it, "
+            "in neither history nor queue after.",
+            labels=[*i, "state"],
+        )
         self.ws_connected = g(
             "comfyui_exporter_websocket_connected", "1 while the exporter's websocket is open.", labels=i
         )
@@ -231,6 +237,8 @@ class _Families:
                 if key in values:
                     family.add_metric([n, device], values[key])
         self.restarts.add_metric([n], s.restarts)
+        for state, count in s.lost.items():
+            self.lost.add_metric([n, state], count)
         self.ws_connected.add_metric([n], 1 if s.websocket_connected else 0)
         self.ws_reconnects.add_metric([n], s.websocket_reconnects)
         for endpoint in sorted(set(ENDPOINTS) | s.requests.keys()):

@@ -146,6 +146,17 @@ class RestartDetected:
 
 
 @dataclass(frozen=True, slots=True)
+class Reconnected:
+    """ComfyUI answers again after requests failed, and history and queue were just re-read.
+
+    A restart with an empty history cannot be proven from /history; prompts that were queued before
+    the outage and are in neither history nor queue now are lost all the same.
+    """
+
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class HistoryBaseline:
     """The first successful history poll: what is already there is history, not news."""
 
@@ -215,6 +226,7 @@ Event = (
     | MalformedMessage
     | HistoryGap
     | RestartDetected
+    | Reconnected
     | HistoryBaseline
     | PluginState
     | PromptStarted

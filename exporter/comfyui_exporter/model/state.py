@@ -27,6 +27,7 @@ from .events import (
     PromptStarted,
     QueueRemaining,
     QueueSnapshot,
+    Reconnected,
     RequestObserved,
     RestartDetected,
     SystemStats,
@@ -53,6 +54,10 @@ OTHER = "other"
 UNKNOWN = "unknown"
 RECENT_FAILURES = 100
 MAX_PROGRESS_TRACKED = 64
+# Prompts that left the queue without (yet) a history entry: a restart right after means they are lost.
+MAX_VANISHED = 256
+VANISHED_SECONDS = 120.0
+LOST_STATES = ("running", "pending")
 
 
 class Histogram:
@@ -142,6 +147,15 @@ class FailureRecord:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class LostPrompts:
+    """The prompts a restart lost: in neither ComfyUI's history nor its queue afterwards."""
+
+    at: float
+    running: tuple[str, ...]
+    pending: tuple[str, ...]
+
+
 @dataclass
 class InstanceState:
     name: str
@@ -177,6 +191,11 @@ class InstanceState:
     malformed: dict[str, int] = field(default_factory=dict)
     plugin: PluginView = field(default_factory=PluginView)
     exact_starts: OrderedDict[str, float] = field(default_factory=OrderedDict)
+    lost: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LOST_STATES, 0))
+    last_lost: LostPrompts | None = None
+    # prompt id -> (state it left, when); dropped when its history entry arrives or after VANISHED_SECONDS
+    vanished: OrderedDict[str, tuple[str, float]] = field(default_factory=OrderedDict)
+    unreachable_since: float | None = None
 
     def apply(self, event: Event) -> None:
         """Fold one event into the state."""
@@ -187,6 +206,8 @@ class InstanceState:
                 self._queue(event)
             case QueueRemaining(remaining=0):
                 # An empty queue needs no request to know: both lists are empty now.
+                self._vanish(self.running, "running", event.at)
+                self._vanish(self.pending, "pending", event.at)
                 self.running.clear()
                 self.pending.clear()
             case QueueRemaining():
@@ -210,9 +231,15 @@ class InstanceState:
                 self.history_gaps += 1
             case RestartDetected():
                 self.restarts += 1
+                self._lost(event.at, queued=True, since=event.at - VANISHED_SECONDS)
                 self.running.clear()
                 self.pending.clear()
                 self.progress.clear()
+            case Reconnected(at=at):
+                # running/pending are the new truth already; what vanished across the outage is lost
+                since = self.unreachable_since if self.unreachable_since is not None else at
+                self._lost(at, queued=False, since=since)
+                self.unreachable_since = None
             case HistoryBaseline():
                 self.baseline_taken = True
             case PluginState():
@@ -230,8 +257,35 @@ class InstanceState:
             case VramGuardTripped():
                 self._guard_tripped(event)
 
+    def _vanish(self, prompts: dict[str, float], state: str, at: float) -> None:
+        for prompt_id in prompts:
+            self.vanished[prompt_id] = (state, at)
+            self.vanished.move_to_end(prompt_id)
+        while len(self.vanished) > MAX_VANISHED:
+            self.vanished.popitem(last=False)
+
+    def _lost(self, at: float, queued: bool, since: float) -> None:
+        """What left the queue since ``since`` without a history entry (and, for a proven restart,
+        what is still listed as queued from before it)."""
+        lost: dict[str, list[str]] = {state: [] for state in LOST_STATES}
+        for prompt_id, (state, when) in self.vanished.items():
+            listed = prompt_id in self.running or prompt_id in self.pending
+            if when >= since and not listed:
+                lost[state].append(prompt_id)
+        if queued:
+            lost["running"].extend(self.running)
+            lost["pending"].extend(self.pending)
+        self.vanished.clear()
+        for state in LOST_STATES:
+            self.lost[state] += len(lost[state])
+        if any(lost.values()):
+            self.last_lost = LostPrompts(
+                at, tuple(clean_id(p) for p in lost["running"]), tuple(clean_id(p) for p in lost["pending"])
+            )
+
     def _finished(self, event: PromptFinished) -> None:
         self.finished += 1
+        self.vanished.pop(event.prompt_id, None)
         self.running.pop(event.prompt_id, None)
         self.pending.pop(event.prompt_id, None)
         self.progress.pop(event.prompt_id, None)
@@ -320,12 +374,18 @@ class InstanceState:
         pending = {}
         for job in event.pending:
             pending[job.prompt_id] = job.created_at or self.pending.get(job.prompt_id) or event.at
+        gone = {p: 0.0 for p in self.running if p not in running and p not in pending}
+        self._vanish(gone, "running", event.at)
+        gone = {p: 0.0 for p in self.pending if p not in running and p not in pending}
+        self._vanish(gone, "pending", event.at)
         self.running = running
         self.pending = pending
 
     def _request(self, event: RequestObserved) -> None:
         endpoint = event.endpoint
         self.up = event.ok
+        if not event.ok and self.unreachable_since is None:
+            self.unreachable_since = event.at
         self.requests[endpoint] = self.requests.get(endpoint, 0) + 1
         if not event.ok:
             self.request_failures[endpoint] = self.request_failures.get(endpoint, 0) + 1

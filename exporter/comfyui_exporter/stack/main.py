@@ -53,6 +53,8 @@ def build_children(
         exporter += ["--alertmanager.url", layout.url("alertmanager")]
     if "--web.external-url" in flags:
         exporter += ["--web.external-url", layout.url("exporter")]
+    if "--alertmanager.label" in flags:  # event alerts reach the same chats as the rule alerts
+        exporter += ["--alertmanager.label", f"chat={render.chat_label(opts.settings)}"]
     exporter += opts.exporter_args
     am_url, prom_url = layout.url("alertmanager"), layout.url("prometheus")
     children += [

@@ -15,6 +15,8 @@ from ..exposition.webconfig import WebConfigWatcher
 from ..exposition.webserve import wrap_server
 from ..gpu.collector import GpuCollector, build_gpu_collector
 from ..gpu.mapping import ComfyDevice
+from ..notify.metrics import AlertSenderCollector
+from ..notify.notifier import EventNotifier
 from .watcher import InstanceWatcher
 
 log = logging.getLogger("comfyui_exporter")
@@ -23,9 +25,15 @@ log = logging.getLogger("comfyui_exporter")
 class Exporter:
     def __init__(self, config: ExporterConfig) -> None:
         self.config = config
-        self.watchers = [InstanceWatcher(instance, config) for instance in config.instances]
+        # The event path (--alertmanager.url): off without a URL; its own threads, never the pollers'.
+        self.notifier = EventNotifier(config) if config.alertmanager.enabled else None
+        self.watchers = [
+            InstanceWatcher(instance, config, notifier=self.notifier) for instance in config.instances
+        ]
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
+        if self.notifier is not None:
+            self.registry.register(AlertSenderCollector(self.notifier.sender))
         self.registry.register(ComfyUICollector(lambda: [w.instance for w in self.watchers]))
         self.gpu = self._gpu_collector()
         self.server: ExporterHTTPServer | None = None
@@ -90,6 +98,13 @@ class Exporter:
             wrap_server(self.server, self.web)
             self.web.start()
         self.server.serve_in_thread()
+        if self.notifier is not None:
+            self.notifier.start()
+            log.info(
+                "pushing failure events to Alertmanager %s (links: %s)",
+                ", ".join(w.name for w in self.notifier.sender.workers),
+                self.config.public_url,
+            )
         for watcher in self.watchers:
             watcher.start()
             log.info("watching ComfyUI %s at %s", watcher.name, watcher.instance_config.url)
@@ -104,6 +119,8 @@ class Exporter:
             watcher.request_stop()
         for watcher in self.watchers:
             watcher.stop(timeout=max(0.0, 1.5 - (time.monotonic() - started)))
+        if self.notifier is not None:
+            self.notifier.stop(timeout=max(0.1, 1.7 - (time.monotonic() - started)))
         self.gpu.close()
         if self.web is not None:
             self.web.stop()

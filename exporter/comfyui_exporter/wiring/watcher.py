@@ -19,9 +19,10 @@ from collections.abc import Callable
 
 from ..config.settings import ExporterConfig, InstanceConfig
 from ..exposition.collector import Instance
-from ..model.events import Event, QueueRemaining
+from ..model.events import Event, QueueRemaining, Reconnected
 from ..model.history_tracker import HistoryTracker
 from ..model.state import InstanceState
+from ..notify.notifier import EventNotifier
 from ..sources.client import ComfyUIClient, RequestFailed
 from ..sources.history import HistorySource
 from ..sources.plugin import PluginSource
@@ -34,8 +35,13 @@ log = logging.getLogger(__name__)
 
 class InstanceWatcher:
     def __init__(
-        self, instance_config: InstanceConfig, config: ExporterConfig, clock: Callable[[], float] = time.time
+        self,
+        instance_config: InstanceConfig,
+        config: ExporterConfig,
+        clock: Callable[[], float] = time.time,
+        notifier: EventNotifier | None = None,
     ) -> None:
+        self.notifier = notifier
         self.config = config
         self.instance_config = instance_config
         self.instance = Instance(InstanceState(instance_config.name))
@@ -85,6 +91,11 @@ class InstanceWatcher:
     def _emit(self, event: Event) -> None:
         if isinstance(event, QueueRemaining):
             self._count_changed(event.remaining)
+        if self.notifier is not None and self.notifier.wants(event):
+            with self.instance.lock:  # apply and read what it counted together
+                self.instance.state.apply(event)
+                self.notifier.after(self.instance.state, event)
+            return
         self.instance.apply(event)
 
     def _count_changed(self, remaining: int) -> None:
@@ -172,6 +183,8 @@ class InstanceWatcher:
         except Exception:  # a bug must not stop the loop: log it and keep watching
             log.exception("unexpected error while polling %s", self.name)
             return False
+        if self._reachable is False:  # history and queue were just re-read: count what the outage lost
+            self._emit(Reconnected(at=self._clock()))
         if self._reachable is not True:
             log.info(
                 "ComfyUI %s is up: jobs API %s, websocket %s",

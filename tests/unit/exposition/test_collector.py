@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
+from comfyui_exporter.config.settings import AlertmanagerConfig
 from comfyui_exporter.exposition.collector import ComfyUICollector, Instance
 from comfyui_exporter.model.events import (
     DeviceStats,
@@ -28,6 +29,8 @@ from comfyui_exporter.model.events import (
     VramGuardTripped,
 )
 from comfyui_exporter.model.state import InstanceState
+from comfyui_exporter.notify.metrics import AlertSenderCollector
+from comfyui_exporter.notify.sender import AlertSender
 from tests.support.binaries import require_binary
 
 README = Path(__file__).resolve().parents[3] / "README.md"
@@ -68,6 +71,8 @@ def populated_registry(now: float = 1000.0) -> CollectorRegistry:
         instance.apply(event)
     registry = CollectorRegistry()
     registry.register(ComfyUICollector(lambda: [instance], clock=lambda: now))
+    # The event path's series (with --alertmanager.url): a sender that is never started.
+    registry.register(AlertSenderCollector(AlertSender(AlertmanagerConfig(urls=("http://127.0.0.1:9093",)))))
     return registry
 
 

@@ -1,0 +1,72 @@
+"""The real alert relay and fake DingTalk robots on one asyncio loop in a daemon thread.
+
+For synchronous e2e tests: the robots answer as DingTalk does (errcode 0, signature, keyword,
+20/min), so the relay neither retries nor merges messages as it would for a plain HTTP sink. The
+same objects as bench/relaystack.py (tests cannot import ``bench``: pytest puts tests/ first on
+sys.path, where tests/bench shadows it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+
+class RelayThread:
+    def __init__(
+        self, workdir: Path, token: str, secret: str = "SECe2e000000000001", keyword: str = "告警"
+    ) -> None:
+        self.workdir, self.token, self.secret, self.keyword = workdir, token, secret, keyword
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="relay-loop", daemon=True)
+        self.robots: Any = None
+        self.relay: Any = None
+        self.url = ""
+
+    def call(self, coro: Coroutine[Any, Any, Any], timeout: float = 60) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def start(self) -> RelayThread:
+        from comfyui_exporter.relay.config import load_config
+        from comfyui_exporter.relay.server import Relay
+        from comfyui_exporter.relay.testing import FakeRobots, write_relay_config
+
+        self._thread.start()
+
+        async def boot() -> str:
+            self.robots = FakeRobots()
+            await self.robots.start()
+            url = self.robots.dingtalk(secret=self.secret, keyword=self.keyword)
+            spec = {
+                "dingtalk": {"type": "dingtalk", "url": url, "secret": self.secret, "keyword": self.keyword}
+            }
+            path, _ = write_relay_config(self.workdir, spec, token=self.token)
+            self.relay = Relay(load_config(path), config_path=path)
+            _, port = await self.relay.start("127.0.0.1", 0)
+            return f"http://127.0.0.1:{port}"
+
+        self.url = self.call(boot())
+        return self
+
+    def accepted(self) -> list[Any]:
+        """Messages the fake DingTalk robot accepted (``.at`` is time.time(), ``.text`` the content)."""
+        return list(self.robots.accepted("dingtalk"))
+
+    def rejected(self) -> list[Any]:
+        return list(self.robots.rejected("dingtalk"))
+
+    def stop(self) -> None:
+        async def down() -> None:
+            if self.relay is not None:
+                await self.relay.stop()
+            if self.robots is not None:
+                await self.robots.close()
+
+        try:
+            self.call(down(), timeout=30)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5)
