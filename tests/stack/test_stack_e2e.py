@@ -109,7 +109,13 @@ def test_stack_demo_failure_reaches_local_log_and_dingtalk_then_ctrl_c_leaves_no
         assert any("-m comfyui_exporter --listen" in line for line in running), running
 
         log = state / "notifications.log"
-        wait_until(lambda: "ComfyUIOutOfMemory" in log.read_text(), 90, what="the OOM in the local log")
+        # The event path is on: the OOM arrives as the exporter's event alert (its rule alert,
+        # ComfyUIOutOfMemory, is inhibited while the event alert is active).
+        wait_until(
+            lambda: "ComfyUIPromptFailed" in log.read_text() and "oom" in log.read_text(),
+            90,
+            what="the OOM event alert in the local log",
+        )
         first_s = time.monotonic() - started
         text = log.read_text()
         assert f"http://127.0.0.1:{ports['exporter']}/failures" in text  # a link a browser here opens
