@@ -142,21 +142,9 @@ def _rule_groups(prom: Any, samples: int, period: float) -> dict[str, float]:
 def _dashboard_queries() -> list[tuple[str, str]]:
     """(panel, PromQL) of every dashboard query, variables at "All" (the heaviest selection)."""
     sys.path.insert(0, str(REPO / "tests" / "deploy"))
-    from grafana_interpolate import TimeContext, interpolate
-    from grafana_queries import all_queries, dashboard_variables, variable_query_as_promql
+    from grafana_queries import every_query_at_all
 
-    out = []
-    for path in sorted((REPO / "grafana" / "dashboards").glob("*.json")):
-        dash = json.loads(path.read_text())
-        variables = dashboard_variables(dash, {})
-        for var in variables.values():
-            if var.include_all:
-                var.is_all = True
-        ctx = TimeContext(from_s=0, to_s=3600, scrape_interval_s=15)
-        for q in all_queries(dash):
-            raw = variable_query_as_promql(q.raw)[0] if q.fmt == "variable" else q.raw
-            out.append((f"{path.stem}: {q.owner}", interpolate(raw, variables, ctx)))
-    return out
+    return every_query_at_all(REPO / "grafana" / "dashboards")
 
 
 def _time_queries(prom: Any, queries: list[tuple[str, str]]) -> list[tuple[str, float, str]]:

@@ -128,3 +128,25 @@ def substituted(
     time: TimeContext = STATIC_TIME,
 ) -> str:
     return interpolate(raw, dashboard_variables(dashboard, picks or STATIC_PICKS), time)
+
+
+def every_query_at_all(dashboards: Path) -> list[tuple[str, str]]:
+    """(owner, PromQL) of every panel and variable query, each variable at "All": the heaviest selection.
+
+    Shared by the fleet bench (which times them) and the long-term-storage test (which runs them
+    against VictoriaMetrics), so both ask exactly what the dashboards would.
+    """
+    import json
+
+    out = []
+    for path in sorted(dashboards.glob("*.json")):
+        dash = json.loads(path.read_text())
+        variables = dashboard_variables(dash, {})
+        for var in variables.values():
+            if var.include_all:
+                var.is_all = True
+        ctx = TimeContext(from_s=0, to_s=3600, scrape_interval_s=15)
+        for q in all_queries(dash):
+            raw = variable_query_as_promql(q.raw)[0] if q.fmt == "variable" else q.raw
+            out.append((f"{path.stem}: {q.owner}", interpolate(raw, variables, ctx)))
+    return out
