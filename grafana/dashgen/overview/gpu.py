@@ -54,12 +54,11 @@ def panels() -> list[dict[str, Any]]:
         timeseries(
             "VRAM available to ComfyUI",
             "What ComfyUI reports in /system_stats, per device: free memory "
-            "plus PyTorch's reserved-but-unused cache, as a fraction of total (works without NVML). The "
+            "(which includes PyTorch's reserved-but-unused cache), as a fraction of total (works without NVML). The "
             f"line is the ComfyUILowVRAM threshold ({low_vram:.0%}).",
             [
                 target(
-                    f"(comfyui_device_vram_free_bytes{{{SEL}}} + comfyui_device_torch_reserved_free_bytes{{{SEL}}})"
-                    f"\n/ (comfyui_device_vram_total_bytes{{{SEL}}} > 0)",
+                    f"comfyui_device_vram_free_bytes{{{SEL}}}\n/ (comfyui_device_vram_total_bytes{{{SEL}}} > 0)",
                     "{{comfyui}} {{device}}",
                 )
             ],
