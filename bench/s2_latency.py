@@ -129,6 +129,7 @@ def _e2e(
     """Failure → Slack and → DingTalk through the real Prometheus + Alertmanager + relay."""
     import yaml
 
+    from comfyui_exporter.relay.threaded import RelayStack
     from tests.support.binaries import (
         prepare_alertmanager_config,
         prepare_prometheus_config,
@@ -136,8 +137,6 @@ def _e2e(
         start_prometheus,
     )
     from tests.support.sinks import HTTPSink, SMTPSink
-
-    from .relaystack import RelayStack
 
     token = "bench-relay-token"
     workdir = Path(tempfile.mkdtemp(prefix="bench-e2e-"))

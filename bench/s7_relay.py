@@ -24,8 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from comfyui_exporter.relay.threaded import RelayStack
+
 from .common import SectionResult, Table, Target, ensure_paths
-from .relaystack import RelayStack
 
 ensure_paths()
 

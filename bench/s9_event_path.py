@@ -88,6 +88,7 @@ def _arrivals(
 def measure(failures: int, log: Callable[[str], None] = print) -> dict[str, list[float]]:
     import yaml
 
+    from comfyui_exporter.relay.threaded import RelayStack
     from tests.support.binaries import (
         prepare_alertmanager_config,
         prepare_prometheus_config,
@@ -95,8 +96,6 @@ def measure(failures: int, log: Callable[[str], None] = print) -> dict[str, list
         start_prometheus,
     )
     from tests.support.sinks import HTTPSink, SMTPSink
-
-    from .relaystack import RelayStack
 
     token = "bench-relay-token"
     workdir = Path(tempfile.mkdtemp(prefix="bench-events-"))

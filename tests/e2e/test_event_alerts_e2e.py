@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from comfyui_exporter.relay.threaded import RelayStack
 from tests.e2e.test_alerting_e2e import (
     FAST,
     KNOBS,
@@ -44,7 +45,6 @@ from tests.support.binaries import (
     start_prometheus,
     wait_until,
 )
-from tests.support.relay_thread import RelayThread
 from tests.support.sinks import HTTPRequest, HTTPSink, SMTPSink
 
 pytestmark = pytest.mark.e2e
@@ -60,7 +60,7 @@ class EventStack:
     sims: dict[str, Any]
     exporter: Process
     backstop_exporter: Process
-    relay: RelayThread  # the real relay and fake DingTalk robots (answers, signature, 20/min) in-process
+    relay: RelayStack  # the real relay and fake DingTalk robots (answers, signature, 20/min) in-process
     prometheus: Prometheus
     alertmanager: Alertmanager
     http: HTTPSink
@@ -151,7 +151,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EventStack]:
     try:
         with ThreadPoolExecutor(max_workers=len(sims)) as pool:
             list(pool.map(lambda s: s.start(), sims.values()))
-        relay = RelayThread(workdir / "relay", RELAY_TOKEN).start()
+        relay = RelayStack(workdir / "relay", RELAY_TOKEN).start()
         stops.append(relay.stop)
         with HTTPSink() as http, SMTPSink(username=SMTP_USER, password=SMTP_PASSWORD) as smtp:
             am_workdir = workdir / "alertmanager"

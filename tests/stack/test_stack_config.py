@@ -116,7 +116,7 @@ def test_configured_robots_slack_and_smtp_keep_secrets_out_of_the_configs(tmp_pa
         "COMFYUI_STACK_DINGTALK_SECRET": "SEC-test-placeholder-value",
         "COMFYUI_STACK_FEISHU_URL": "https://open.feishu.cn/open-apis/bot/v2/hook/test-placeholder",
         "COMFYUI_STACK_FEISHU_SECRET_FILE": str(secret_file),
-        "COMFYUI_STACK_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/test-placeholder",
+        "COMFYUI_STACK_SLACK_WEBHOOK_URL": "https://slack-webhook.invalid/services/test/B0/test-placeholder",
         "COMFYUI_STACK_SMTP_SMARTHOST": "mail.internal.test:587",
         "COMFYUI_STACK_SMTP_FROM": "alerts@internal.test",
         "COMFYUI_STACK_SMTP_TO": "oncall@internal.test",

@@ -1,8 +1,10 @@
 """The alert relay and fake DingTalk robots, running on their own asyncio loop in a thread.
 
-Why a thread: sections 2 and 7 drive everything else (simulator, exporter, Prometheus, Alertmanager)
-from synchronous code, and the relay and the fake robots are aiohttp servers. One loop in a daemon
-thread hosts both, the same objects the relay tests use (``comfyui_exporter.relay.testing``).
+Why a thread: the benchmarks and the synchronous e2e tests drive everything else (simulator,
+exporter, Prometheus, Alertmanager) from plain code, and the relay and the fake robots are aiohttp
+servers. One loop in a daemon thread hosts both, the same objects the relay tests use
+(``relay.testing``). It lives in the package because tests cannot import ``bench`` (under pytest the
+name is tests/bench).
 """
 
 from __future__ import annotations
@@ -12,10 +14,6 @@ import threading
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
-
-from .common import ensure_paths
-
-ensure_paths()
 
 
 class RelayStack:
@@ -42,9 +40,9 @@ class RelayStack:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def start(self) -> RelayStack:
-        from comfyui_exporter.relay.config import load_config
-        from comfyui_exporter.relay.server import Relay
-        from comfyui_exporter.relay.testing import FakeRobots, write_relay_config
+        from .config import load_config
+        from .server import Relay
+        from .testing import FakeRobots, write_relay_config
 
         self._thread.start()
 
