@@ -48,9 +48,10 @@ from .ha_parts import LossyLink, RelayProcess, RobotsThread
 REPO = Path(__file__).resolve().parents[2]
 HA_PROMETHEUS = REPO / "prometheus" / "prometheus-ha.yml"
 
-# The exporter's own event alerts (issue 13) go to every Alertmanager of the cluster. Once the
-# exporter has `--alertmanager.url`, set this to True: the harness then passes one flag per peer.
-EXPORTER_EVENT_ALERTS = False
+# The exporter's own event alerts (issue 13) go to every Alertmanager of the cluster, one
+# `--alertmanager.url` per peer, labelled for the same chat as the rule alerts; each failure's rule
+# alert is then inhibited by its event alert, so a failure is still one robot message.
+EXPORTER_EVENT_ALERTS = True
 
 PEER_TIMEOUT_S = 2.0
 GROUP_WAIT_S = 1.0
@@ -117,8 +118,12 @@ class HAStack:
         names = {am.get("/api/v2/status")["cluster"]["name"]: am for am in live}
         return [names[name] for name in sorted(names)]
 
-    def am_alerts(self, am: Alertmanager, comfyui: str) -> list[dict[str, Any]]:
-        return [a for a in am.alerts() if a["labels"].get("comfyui") == comfyui]
+    def am_alerts(self, am: Alertmanager, comfyui: str, alertname: str | None = None) -> list[dict[str, Any]]:
+        return [
+            a
+            for a in am.alerts()
+            if a["labels"].get("comfyui") == comfyui and alertname in (None, a["labels"].get("alertname"))
+        ]
 
     def fail(self, comfyui: str) -> float:
         """One OOM on instance ``comfyui``; returns when it was enqueued (time.time())."""
@@ -220,6 +225,7 @@ def ha_stack(workdir: Path, instances: list[str]) -> Iterator[HAStack]:
             exporter_args += ["--comfyui-url", f"{name}={sim.url}"]
         if EXPORTER_EVENT_ALERTS:
             exporter_args += [f"--alertmanager.url={am.url}" for am in alertmanagers]
+            exporter_args += ["--alertmanager.label=chat=dingtalk"]
         exporter = ExporterProcess(["--no-gpu", *exporter_args]).start()
         stack.callback(exporter.stop)
 

@@ -54,8 +54,9 @@ def test_one_failure_is_one_message_from_one_peer(ha: HAStack) -> None:
     started = ha.fail("ha-one")
     message = ha.wait_message("ha-one")
     ha.notes["one_failure_s"] = round(message.at - started, 2)
-    assert "ComfyUIOutOfMemory" in message.text
-    # Both replicas fire it; without `replica` the two are one alert (one fingerprint) on every peer.
+    # The exporter's event alert is the message; the rule alert of the same OOM is inhibited by it.
+    assert "ComfyUIPromptFailed" in message.text, message.text[:200]
+    # Both replicas fire the rule alert; without `replica` the two are one alert on every peer.
     for prom in ha.prometheus:
         wait_until(
             lambda p=prom: [
@@ -65,8 +66,19 @@ def test_one_failure_is_one_message_from_one_peer(ha: HAStack) -> None:
             what=f"firing on {prom.workdir.name}",
         )
     for am in ha.alertmanagers:
-        (alert,) = wait_until(lambda a=am: ha.am_alerts(a, "ha-one"), 10, what=f"the alert on {am.name}")
+        (alert,) = wait_until(
+            lambda a=am: ha.am_alerts(a, "ha-one", "ComfyUIOutOfMemory"),
+            10,
+            what=f"the rule alert on {am.name}",
+        )
         assert "replica" not in alert["labels"], alert["labels"]
+        # The exporter sent its event alert to every peer itself (alerts are not gossiped).
+        (event,) = wait_until(
+            lambda a=am: ha.am_alerts(a, "ha-one", "ComfyUIPromptFailed"),
+            10,
+            what=f"the event alert on {am.name}",
+        )
+        assert event["labels"]["error_type"] == "oom", event["labels"]
     _exactly_one(ha, "ha-one")
     assert len(ha.senders("ha-one")) == 1, ha.senders("ha-one")
     assert len(ha.mails("ha-one")) == 1, ha.mails("ha-one")  # e-mail is deduplicated the same way
